@@ -1,0 +1,127 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Source reads records and emits them in batches.
+//
+// Run reads until ctx ends, then returns. A source must move its checkpoint
+// only from a batch's onSettled callback, never at emit time.
+type Source interface {
+	Run(ctx context.Context, out Output) error
+}
+
+// Output is where a source emits its batches.
+type Output interface {
+	// Emit runs the batch through the processors of every pipeline that
+	// reads the source and hands it to their sinks. It blocks while the
+	// memory budget is full, which is how backpressure reaches a source.
+	// When Emit returns an error the batch was not taken and will never
+	// settle; the source must not advance past it.
+	Emit(ctx context.Context, b *Batch) error
+}
+
+// Processor transforms batches in place. It may rewrite entries, drop them
+// by removing them from b.Entries (counting the drop with Env.Metrics), or
+// add entries that share the batch's lifetime. It never sees acks.
+type Processor interface {
+	Process(b *Batch)
+}
+
+// Sink delivers entries.
+//
+// Consume must not block on the network. For work it keeps after returning
+// it calls b.Hold, and b.Settle once that work is delivered or permanently
+// dropped (and counted). The entries stay valid until it settles.
+type Sink interface {
+	Consume(b *Batch)
+	// Close flushes what is pending and waits until it is settled or ctx
+	// ends. What is still unsettled when ctx ends is abandoned: its batches
+	// never settle, so their checkpoints do not move and the entries are
+	// read again on the next start.
+	Close(ctx context.Context) error
+}
+
+// Env is what a component factory receives.
+type Env struct {
+	Name      string // the component's name in the config
+	Decoder   Decoder
+	Logger    *slog.Logger
+	Metrics   *Metrics
+	Positions *Positions
+}
+
+// SourceFactory builds a source from its config node.
+type SourceFactory func(env Env, cfg *yaml.Node) (Source, error)
+
+// ProcessorFactory builds a processor from its config node.
+type ProcessorFactory func(env Env, cfg *yaml.Node) (Processor, error)
+
+// SinkFactory builds a sink from its config node. The sink is running when
+// the factory returns.
+type SinkFactory func(env Env, cfg *yaml.Node) (Sink, error)
+
+var registry = struct {
+	sync.Mutex
+	sources    map[string]SourceFactory
+	processors map[string]ProcessorFactory
+	sinks      map[string]SinkFactory
+}{
+	sources:    map[string]SourceFactory{},
+	processors: map[string]ProcessorFactory{},
+	sinks:      map[string]SinkFactory{},
+}
+
+func register[F any](m map[string]F, kind, name string, f F) {
+	registry.Lock()
+	defer registry.Unlock()
+	if _, dup := m[name]; dup {
+		panic(fmt.Sprintf("pipeline: %s type %q registered twice", kind, name))
+	}
+	m[name] = f
+}
+
+func lookup[F any](m map[string]F, name string) (F, bool) {
+	registry.Lock()
+	defer registry.Unlock()
+	f, ok := m[name]
+	return f, ok
+}
+
+func names[F any](m map[string]F) []string {
+	registry.Lock()
+	defer registry.Unlock()
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RegisterSource makes a source type available to configs.
+func RegisterSource(name string, f SourceFactory) { register(registry.sources, "source", name, f) }
+
+// RegisterProcessor makes a processor type available to configs.
+func RegisterProcessor(name string, f ProcessorFactory) {
+	register(registry.processors, "processor", name, f)
+}
+
+// RegisterSink makes a sink type available to configs.
+func RegisterSink(name string, f SinkFactory) { register(registry.sinks, "sink", name, f) }
+
+// SourceTypes lists the registered source types.
+func SourceTypes() []string { return names(registry.sources) }
+
+// ProcessorTypes lists the registered processor types.
+func ProcessorTypes() []string { return names(registry.processors) }
+
+// SinkTypes lists the registered sink types.
+func SinkTypes() []string { return names(registry.sinks) }
