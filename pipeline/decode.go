@@ -348,3 +348,5 @@ func ReadSecret(value, file string) (string, error) {
 	}
 	return strings.TrimSpace(string(b)), nil
 }
+
+func reflectValue(p any) reflect.Value { return reflect.ValueOf(p).Elem() }

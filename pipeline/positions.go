@@ -23,7 +23,8 @@ import (
 // Files are keyed by path with a byte offset; other sources use prefixed
 // keys. Sources only Put a value once the entries before it are settled.
 type Positions struct {
-	file string
+	file     string
+	readOnly bool
 
 	mu    sync.Mutex
 	m     map[string]string
@@ -62,6 +63,23 @@ func OpenPositions(file string, ignoreInvalid bool) (*Positions, error) {
 	}
 	return p, nil
 }
+
+// Reload re-reads the file, dropping what is in memory. A graph calls it as
+// it starts, so after a config reload it sees what the old graph saved.
+func (p *Positions) Reload(ignoreInvalid bool) error {
+	fresh, err := OpenPositions(p.file, ignoreInvalid)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.m, p.dirty = fresh.m, false
+	p.mu.Unlock()
+	return nil
+}
+
+// SetReadOnly makes Save a no-op, for dry runs: positions are read, used and
+// advanced in memory, never written.
+func (p *Positions) SetReadOnly() { p.readOnly = true }
 
 // File is the path positions are saved to.
 func (p *Positions) File() string { return p.file }
@@ -128,7 +146,7 @@ func (p *Positions) Keys() []string {
 // directory, fsynced, renamed over the old one, then the directory fsynced.
 // A crash leaves either the old file or the new one, never a torn one.
 func (p *Positions) Save() error {
-	if p.file == "" {
+	if p.file == "" || p.readOnly {
 		return nil
 	}
 	p.mu.Lock()

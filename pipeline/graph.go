@@ -1,0 +1,272 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Graph is a built config: its components, wired and ready to start.
+type Graph struct {
+	cfg       *Config
+	logger    *slog.Logger
+	metrics   *Metrics
+	positions *Positions
+	budget    *Budget
+
+	sources []*sourceNode
+	sinks   []namedSink
+
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	syncWG  sync.WaitGroup
+	stopped bool
+}
+
+type sourceNode struct {
+	name string
+	src  Source
+	out  *output
+}
+
+type namedSink struct {
+	name string
+	sink Sink
+}
+
+// route is one pipeline as seen from one of its sources.
+type route struct {
+	pipeline   string
+	processors []Processor
+	sinks      []Sink
+}
+
+// output routes a source's batches through its pipelines.
+type output struct {
+	budget *Budget
+	routes []*route
+	// clones is how many routes get a private copy of each batch: with
+	// several pipelines on one source, each pipeline that has processors
+	// gets its own copy so processors never see each other's changes.
+	clones int
+}
+
+// Emit implements Output.
+func (o *output) Emit(ctx context.Context, b *Batch) error {
+	n := b.Bytes() * int64(1+o.clones)
+	if err := o.budget.Acquire(ctx, n); err != nil {
+		return err
+	}
+	b.release = func() { o.budget.Release(n) }
+	if len(o.routes) == 1 {
+		deliver(o.routes[0], b)
+		return nil
+	}
+	// Take every copy before any processor runs.
+	per := make([]*Batch, len(o.routes))
+	for i, r := range o.routes {
+		if len(r.processors) > 0 {
+			per[i] = b.Clone()
+		} else {
+			b.Hold()
+			per[i] = b
+		}
+	}
+	for i, r := range o.routes {
+		deliver(r, per[i])
+	}
+	b.Settle()
+	return nil
+}
+
+// deliver runs b through a pipeline and settles the reference it was given.
+func deliver(r *route, b *Batch) {
+	for _, p := range r.processors {
+		p.Process(b)
+		if len(b.Entries) == 0 {
+			break
+		}
+	}
+	if len(b.Entries) > 0 {
+		for _, s := range r.sinks {
+			s.Consume(b)
+		}
+	}
+	b.Settle()
+}
+
+// Build creates every component of cfg. Nothing reads or sends until Start.
+// An error names the component and, for config problems, the position.
+func Build(cfg *Config, logger *slog.Logger, metrics *Metrics) (_ *Graph, err error) {
+	d := Decoder{File: cfg.File}
+	g := &Graph{cfg: cfg, logger: logger, metrics: metrics}
+	defer func() {
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = g.closeSinks(ctx)
+		}
+	}()
+	if g.positions, err = OpenPositions(cfg.Positions.Filename, cfg.Positions.IgnoreInvalidYAML); err != nil {
+		return nil, err
+	}
+	if cfg.DryRun {
+		g.positions.SetReadOnly()
+	}
+	g.budget = NewBudget(int64(cfg.Buffer.MaxBytes), func(used int64) { metrics.BufferBytes.Set(float64(used)) })
+	metrics.BufferCapacity.Set(float64(cfg.Buffer.MaxBytes))
+
+	env := func(name, kind string) Env {
+		return Env{Name: name, Decoder: d, Logger: logger.With(kind, name), Metrics: metrics, Positions: g.positions}
+	}
+	sinks := map[string]Sink{}
+	for _, c := range cfg.Sinks {
+		f, ok := lookup(registry.sinks, c.Type)
+		if !ok {
+			return nil, d.Errorf(c.At, "sink %q: unknown type %q%s", c.Name, c.Type, suggest(c.Type, SinkTypes()))
+		}
+		s, err := f(env(c.Name, "sink"), c.Node)
+		if err != nil {
+			return nil, wrapComponentErr("sink", c, err)
+		}
+		sinks[c.Name] = s
+		g.sinks = append(g.sinks, namedSink{c.Name, s})
+	}
+	routesBySource := map[string][]*route{}
+	for _, p := range cfg.Pipelines {
+		r := &route{pipeline: p.Name}
+		for _, ref := range p.Processors {
+			c, _ := cfg.Processors.Get(ref.Name)
+			f, ok := lookup(registry.processors, c.Type)
+			if !ok {
+				return nil, d.Errorf(c.At, "processor %q: unknown type %q%s", c.Name, c.Type, suggest(c.Type, ProcessorTypes()))
+			}
+			// Each pipeline gets its own instance: processors may keep state.
+			proc, err := f(env(c.Name, "processor"), c.Node)
+			if err != nil {
+				return nil, wrapComponentErr("processor", c, err)
+			}
+			r.processors = append(r.processors, proc)
+		}
+		for _, ref := range p.Sinks {
+			r.sinks = append(r.sinks, sinks[ref.Name])
+		}
+		for _, ref := range p.Sources {
+			routesBySource[ref.Name] = append(routesBySource[ref.Name], r)
+		}
+	}
+	for _, c := range cfg.Sources {
+		f, ok := lookup(registry.sources, c.Type)
+		if !ok {
+			return nil, d.Errorf(c.At, "source %q: unknown type %q%s", c.Name, c.Type, suggest(c.Type, SourceTypes()))
+		}
+		src, err := f(env(c.Name, "source"), c.Node)
+		if err != nil {
+			return nil, wrapComponentErr("source", c, err)
+		}
+		out := &output{budget: g.budget, routes: routesBySource[c.Name]}
+		if len(out.routes) > 1 {
+			for _, r := range out.routes {
+				if len(r.processors) > 0 {
+					out.clones++
+				}
+			}
+		}
+		g.sources = append(g.sources, &sourceNode{name: c.Name, src: src, out: out})
+	}
+	return g, nil
+}
+
+func wrapComponentErr(kind string, c Component, err error) error {
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return fmt.Errorf("%s %q (type %s): %w", kind, c.Name, c.Type, err)
+}
+
+// Config is the config the graph was built from.
+func (g *Graph) Config() *Config { return g.cfg }
+
+// Positions is the graph's checkpoint store.
+func (g *Graph) Positions() *Positions { return g.positions }
+
+// Start runs the sources and the periodic positions sync. Positions are
+// read again first: after a reload, the old graph saved them after Build.
+func (g *Graph) Start() {
+	if err := g.positions.Reload(g.cfg.Positions.IgnoreInvalidYAML); err != nil {
+		g.logger.Error("re-reading positions; using those read at build", "err", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	for _, s := range g.sources {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := s.src.Run(ctx, s.out); err != nil && ctx.Err() == nil {
+				g.logger.Error("source stopped", "source", s.name, "err", err)
+			}
+		}()
+	}
+	g.syncWG.Add(1)
+	go func() {
+		defer g.syncWG.Done()
+		g.positions.Run(ctx, g.cfg.Positions.SyncPeriod, func(err error) {
+			g.logger.Error("saving positions", "err", err)
+		})
+	}()
+}
+
+// Stop shuts the graph down in the order that loses nothing: sources stop
+// reading, sinks deliver what they hold until the deadline, then the
+// positions of everything settled are saved. Entries still unsettled at the
+// deadline are not checkpointed, so they are read again on the next start.
+func (g *Graph) Stop(timeout time.Duration) error {
+	if g.stopped {
+		return nil
+	}
+	g.stopped = true
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := g.closeSinks(ctx)
+	g.syncWG.Wait()
+	if perr := g.positions.Save(); perr != nil {
+		err = errors.Join(err, perr)
+	}
+	return err
+}
+
+func (g *Graph) closeSinks(ctx context.Context) error {
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, s := range g.sinks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.sink.Close(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("sink %q: %w", s.name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Discard releases a graph that was built but never started, as validation
+// does.
+func (g *Graph) Discard() error {
+	g.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return g.closeSinks(ctx)
+}

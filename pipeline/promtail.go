@@ -1,0 +1,296 @@
+package pipeline
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Promtail's config format, translated into the native graph:
+//
+//   - each scrape_config becomes a file source named after its job, with one
+//     target per static_config. relabel_configs run once per static_config
+//     on its labels (with __path__, __path_exclude__ and __address__), as
+//     Promtail runs them on discovered targets; labels starting with __ are
+//     then removed and every entry gets filename=<path>.
+//   - each client becomes a loki sink, taking the client block unchanged.
+//   - one pipeline sends every source to every sink, as Promtail sends
+//     every entry to every client.
+//
+// Keys Promtail has and vigil does not support yet are errors that name the
+// key and its position, never silently ignored.
+
+type promtailConfig struct {
+	Server        ServerConfig     `yaml:"server"`
+	Client        *yaml.Node       `yaml:"client"`
+	Clients       []yaml.Node      `yaml:"clients"`
+	Positions     PositionsConfig  `yaml:"positions"`
+	ScrapeConfigs []promtailScrape `yaml:"scrape_configs"`
+	TargetConfig  struct {
+		SyncPeriod time.Duration `yaml:"sync_period"`
+		Stdin      bool          `yaml:"stdin"`
+	} `yaml:"target_config"`
+	LimitsConfig promtailLimits `yaml:"limits_config"`
+}
+
+type promtailScrape struct {
+	JobName        string           `yaml:"job_name"`
+	StaticConfigs  []promtailStatic `yaml:"static_configs"`
+	RelabelConfigs RelabelConfigs   `yaml:"relabel_configs"`
+	PipelineStages yaml.Node        `yaml:"pipeline_stages"`
+}
+
+type promtailStatic struct {
+	Targets []string             `yaml:"targets"`
+	Labels  map[string]yaml.Node `yaml:"labels"`
+}
+
+type promtailLimits struct {
+	ReadlineRate        float64  `yaml:"readline_rate"`
+	ReadlineBurst       int      `yaml:"readline_burst"`
+	ReadlineRateEnabled bool     `yaml:"readline_rate_enabled"`
+	ReadlineRateDrop    *bool    `yaml:"readline_rate_drop"`
+	MaxStreams          int      `yaml:"max_streams"`
+	MaxLineSize         ByteSize `yaml:"max_line_size"`
+	MaxLineSizeTruncate bool     `yaml:"max_line_size_truncate"`
+}
+
+// Keys of Promtail's format that vigil knows but does not support yet.
+var promtailUnsupported = map[string][]string{
+	"": {"options", "tracing", "global", "wal"},
+	"scrape_configs": {"journal", "syslog", "gcplog", "gelf", "windows_events", "kafka", "azure_event_hubs",
+		"loki_push_api", "heroku_drain", "cloudflare", "docker_sd_configs", "kubernetes_sd_configs",
+		"consul_sd_configs", "consulagent_sd_configs", "file_sd_configs", "dns_sd_configs", "ec2_sd_configs",
+		"decompression", "encoding", "push"},
+	"server": {"http_path_prefix", "http_tls_config", "grpc_tls_config", "health_check_target", "profiling_enabled"},
+}
+
+func checkUnsupported(d Decoder, n *yaml.Node, section string) error {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if contains(promtailUnsupported[section], k.Value) {
+			where := ""
+			if section != "" {
+				where = " in " + section
+			}
+			return d.Errorf(k, "Promtail key %q%s is not supported by vigil yet", k.Value, where)
+		}
+	}
+	return nil
+}
+
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func translatePromtail(d Decoder, root *yaml.Node) (*Config, error) {
+	if err := checkUnsupported(d, root, ""); err != nil {
+		return nil, err
+	}
+	if err := checkUnsupported(d, mappingValue(root, "server"), "server"); err != nil {
+		return nil, err
+	}
+	if sc := resolve(mappingValue(root, "scrape_configs")); sc != nil && sc.Kind == yaml.SequenceNode {
+		for _, s := range sc.Content {
+			if err := checkUnsupported(d, s, "scrape_configs"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var pc promtailConfig
+	if root != nil {
+		if err := d.Decode(root, &pc); err != nil {
+			return nil, err
+		}
+	}
+	cfg := &Config{Server: pc.Server, Positions: pc.Positions}
+	if cfg.Positions.Filename == "" {
+		cfg.Positions.Filename = DefaultPositionsPromtail
+	}
+	if pc.Server.GRPCListenPort != nil || pc.Server.GRPCListenAddress != "" {
+		cfg.Notes = append(cfg.Notes, "server.grpc_listen_port/grpc_listen_address: vigil serves no gRPC; the keys are accepted and have no effect")
+	}
+	if pc.TargetConfig.Stdin {
+		return nil, d.Errorf(mappingValue(mappingValue(root, "target_config"), "stdin"), "target_config.stdin is not supported by vigil yet")
+	}
+	if err := pc.LimitsConfig.check(d, mappingValue(root, "limits_config")); err != nil {
+		return nil, err
+	}
+
+	// Clients become loki sinks.
+	clients := pc.Clients
+	if pc.Client != nil {
+		clients = append([]yaml.Node{*pc.Client}, clients...)
+	}
+	var sinks []Ref
+	for i := range clients {
+		n := &clients[i]
+		name := fmt.Sprintf("client%d", i)
+		if len(clients) == 1 {
+			name = "loki"
+		}
+		cfg.Sinks = append(cfg.Sinks, Component{Name: name, Type: "loki", Node: n, At: n, NameAt: n})
+		sinks = append(sinks, Ref{Name: name, At: n})
+	}
+
+	// Scrape configs become file sources.
+	var sources []Ref
+	scrapeNodes := resolve(mappingValue(root, "scrape_configs"))
+	for i, sc := range pc.ScrapeConfigs {
+		at := scrapeNodes.Content[i]
+		if pn := resolve(&sc.PipelineStages); pn != nil && pn.Kind == yaml.SequenceNode && len(pn.Content) > 0 {
+			stage := resolve(pn.Content[0])
+			name := "?"
+			if stage.Kind == yaml.MappingNode && len(stage.Content) > 0 {
+				name = stage.Content[0].Value
+			}
+			return nil, d.Errorf(pn.Content[0], "pipeline_stages are not supported by vigil yet (first stage: %q)", name)
+		}
+		if sc.JobName == "" {
+			return nil, d.Errorf(at, "scrape_configs[%d] has no job_name", i)
+		}
+		src, err := fileSourceNode(d, sc, at, pc)
+		if err != nil {
+			return nil, err
+		}
+		name := sc.JobName
+		if _, dup := Components(cfg.Sources).Get(name); dup {
+			return nil, d.Errorf(mappingValue(at, "job_name"), "duplicate job_name %q", name)
+		}
+		cfg.Sources = append(cfg.Sources, Component{Name: name, Type: "file", Node: src, At: at, NameAt: at})
+		sources = append(sources, Ref{Name: name, At: at})
+	}
+	if len(sources) > 0 && len(sinks) == 0 {
+		return nil, d.Errorf(root, "no clients: add a clients block with the Loki push URL")
+	}
+	if len(sources) > 0 {
+		cfg.Pipelines = Pipelines{{Name: "promtail", Sources: sources, Sinks: sinks, At: root}}
+	}
+	return cfg, nil
+}
+
+func (l promtailLimits) check(d Decoder, n *yaml.Node) error {
+	if l.ReadlineRateEnabled {
+		return d.Errorf(mappingValue(n, "readline_rate_enabled"), "limits_config.readline_rate_enabled is not supported by vigil yet; vigil applies backpressure instead of a read rate limit")
+	}
+	if l.MaxStreams > 0 {
+		return d.Errorf(mappingValue(n, "max_streams"), "limits_config.max_streams is not supported by vigil yet")
+	}
+	if l.MaxLineSize > 0 && !l.MaxLineSizeTruncate {
+		return d.Errorf(mappingValue(n, "max_line_size"), "limits_config.max_line_size without max_line_size_truncate (dropping long lines) is not supported by vigil yet; set max_line_size_truncate: true")
+	}
+	return nil
+}
+
+// fileSourceNode builds the file source config for one scrape config.
+func fileSourceNode(d Decoder, sc promtailScrape, at *yaml.Node, pc promtailConfig) (*yaml.Node, error) {
+	var targets []*yaml.Node
+	seen := map[string]bool{}
+	scNodes := resolve(mappingValue(at, "static_configs"))
+	for i, st := range sc.StaticConfigs {
+		stAt := scNodes.Content[i]
+		addrs := st.Targets
+		if len(addrs) == 0 {
+			addrs = []string{"localhost"}
+		}
+		for _, addr := range addrs {
+			ls := Labels{{"__address__", addr}}
+			for k, v := range st.Labels {
+				ls = append(ls, Label{k, v.Value})
+			}
+			sort.Slice(ls, func(a, b int) bool { return ls[a].Name < ls[b].Name })
+			out, keep := sc.RelabelConfigs.Apply(ls)
+			if !keep {
+				continue
+			}
+			path := out.Get("__path__")
+			if path == "" {
+				return nil, d.Errorf(stAt, "static_configs[%d] of job %q has no __path__ label", i, sc.JobName)
+			}
+			// Point errors about the glob at the __path__ the user wrote,
+			// when relabeling left it as written.
+			pathAt := stAt
+			if v, ok := st.Labels["__path__"]; ok && v.Value == path {
+				pathAt = &v
+			}
+			t := mapNode()
+			addKV(t, "include", seqNode(scalarAt(path, pathAt)))
+			if ex := out.Get("__path_exclude__"); ex != "" {
+				exAt := stAt
+				if v, ok := st.Labels["__path_exclude__"]; ok && v.Value == ex {
+					exAt = &v
+				}
+				addKV(t, "exclude", seqNode(scalarAt(ex, exAt)))
+			}
+			lm := mapNode()
+			var key strings.Builder
+			key.WriteString(path + "\x00" + out.Get("__path_exclude__"))
+			for _, l := range out {
+				if strings.HasPrefix(l.Name, "__") {
+					continue
+				}
+				lAt := stAt
+				if v, ok := st.Labels[l.Name]; ok {
+					lAt = &v
+				}
+				addKV(lm, l.Name, scalarAt(l.Value, lAt))
+				key.WriteString("\x00" + l.Name + "=" + l.Value)
+			}
+			if seen[key.String()] {
+				continue
+			}
+			seen[key.String()] = true
+			addKV(t, "labels", lm)
+			targets = append(targets, t)
+		}
+	}
+	src := mapNode()
+	src.Line, src.Column = at.Line, at.Column
+	addKV(src, "targets", seqNode(targets...))
+	if pc.TargetConfig.SyncPeriod > 0 {
+		addKV(src, "sync_period", scalar(pc.TargetConfig.SyncPeriod.String()))
+	}
+	if pc.LimitsConfig.MaxLineSize > 0 {
+		addKV(src, "max_line_size", scalar(strconv.FormatInt(int64(pc.LimitsConfig.MaxLineSize), 10)))
+	}
+	return src, nil
+}
+
+func mapNode() *yaml.Node { return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"} }
+
+func seqNode(items ...*yaml.Node) *yaml.Node {
+	return &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: items}
+}
+
+func scalar(v string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
+}
+
+func scalarAt(v string, at *yaml.Node) *yaml.Node {
+	n := scalar(v)
+	if at != nil {
+		n.Line, n.Column = at.Line, at.Column
+	}
+	return n
+}
+
+func addKV(m *yaml.Node, k string, v *yaml.Node) {
+	m.Content = append(m.Content, scalarAt(k, v), v)
+}
