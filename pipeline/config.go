@@ -355,7 +355,7 @@ func (c *Config) check(d Decoder) error {
 	if c.Buffer.MaxBytes < 64<<10 {
 		return d.Errorf(nil, "buffer.max_bytes %d is too small: it must hold at least one batch (64KiB)", c.Buffer.MaxBytes)
 	}
-	if len(c.Pipelines) == 0 && (len(c.Sources) > 0 || len(c.Sinks) > 0) {
+	if len(c.Pipelines) == 0 && c.Format == "native" && (len(c.Sources) > 0 || len(c.Sinks) > 0) {
 		return d.Errorf(nil, "no pipelines: add a pipelines block that wires sources to sinks")
 	}
 	used := map[string]bool{}
@@ -388,7 +388,8 @@ func (c *Config) check(d Decoder) error {
 		all  Components
 	}{{"source", c.Sources}, {"processor", c.Processors}, {"sink", c.Sinks}} {
 		for _, comp := range kind.all {
-			if !used[kind.name+"/"+comp.Name] {
+			// A Promtail config may list clients and no scrape configs.
+			if !used[kind.name+"/"+comp.Name] && c.Format == "native" {
 				return d.Errorf(comp.NameAt, "%s %q is not used by any pipeline", kind.name, comp.Name)
 			}
 		}

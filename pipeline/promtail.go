@@ -180,6 +180,9 @@ func translatePromtail(d Decoder, root *yaml.Node) (*Config, error) {
 	if len(sources) > 0 && len(sinks) == 0 {
 		return nil, d.Errorf(root, "no clients: add a clients block with the Loki push URL")
 	}
+	if len(sources) == 0 {
+		cfg.Notes = append(cfg.Notes, "no scrape_configs: there is nothing to read")
+	}
 	if len(sources) > 0 {
 		cfg.Pipelines = Pipelines{{Name: "promtail", Sources: sources, Sinks: sinks, At: root}}
 	}
@@ -268,7 +271,7 @@ func fileSourceNode(d Decoder, sc promtailScrape, at *yaml.Node, pc promtailConf
 		addKV(src, "sync_period", scalar(pc.TargetConfig.SyncPeriod.String()))
 	}
 	if pc.LimitsConfig.MaxLineSize > 0 {
-		addKV(src, "max_line_size", scalar(strconv.FormatInt(int64(pc.LimitsConfig.MaxLineSize), 10)))
+		addKV(src, "max_line_size", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(int64(pc.LimitsConfig.MaxLineSize), 10)})
 	}
 	return src, nil
 }
