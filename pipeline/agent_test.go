@@ -61,9 +61,9 @@ pipelines: {p: {sources: [rl_src], sinks: [rl_old]}}
 	oldSrc := testSources["rl_src"]
 
 	// A broken config: the old graph keeps running and the reason is given.
-	write("sources: {rl_src: {type: test_chan, bogus: 1}}\nsinks: {rl_old: {type: test_hold}}\npipelines: {p: {sources: [rl_src], sinks: [rl_old]}}\n")
+	write("sources: {rl_src: {type: test_chan}}\nsinks: {rl_old: {type: test_hold, bogus: 1}}\npipelines: {p: {sources: [rl_src], sinks: [rl_old]}}\n")
 	code, body := post("/-/reload")
-	if code != http.StatusInternalServerError || !strings.Contains(body, `vigil.yaml:1:37: unknown key "bogus"`) {
+	if code != http.StatusInternalServerError || !strings.Contains(body, `vigil.yaml:2:35: unknown key "bogus"`) {
 		t.Fatalf("broken reload: %d %q", code, body)
 	}
 	emit(t, oldSrc, batchOf(nil, "still running"))
