@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.Version=$(VERSION)
+LDFLAGS   := -s -w -X github.com/vigilhq/vigil/pipeline.Version=$(VERSION)
 export CGO_ENABLED ?= 0
 
 .PHONY: build run test bench lint tools clean

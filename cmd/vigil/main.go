@@ -23,9 +23,6 @@ import (
 	"github.com/vigilhq/vigil/pipeline"
 )
 
-// Version is set at build time with -ldflags "-X main.Version=...".
-var Version = "dev"
-
 type options struct {
 	configFile   string
 	expandEnv    bool
@@ -54,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		args = args[1:]
 	}
 	if len(args) > 0 && args[0] == "version" {
-		fmt.Fprintf(stdout, "vigil %s\n", Version)
+		fmt.Fprintf(stdout, "vigil %s\n", pipeline.VersionString())
 		return 0
 	}
 	fs := flag.NewFlagSet("vigil", flag.ContinueOnError)
@@ -86,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	})
 	if o.version {
-		fmt.Fprintf(stdout, "vigil %s\n", Version)
+		fmt.Fprintf(stdout, "vigil %s\n", pipeline.VersionString())
 		return 0
 	}
 	if o.validateOnly {
@@ -195,7 +192,7 @@ func serve(o *options, cfg *pipeline.Config, load func() (*pipeline.Config, erro
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
-	logger.Info("vigil started", "version", Version, "config", cfg.File, "format", cfg.Format, "dry_run", cfg.DryRun)
+	logger.Info("vigil started", "version", pipeline.VersionString(), "config", cfg.File, "format", cfg.Format, "dry_run", cfg.DryRun)
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
