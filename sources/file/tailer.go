@@ -1,0 +1,525 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/pipeline"
+)
+
+// tailer follows one path, from its own goroutine.
+//
+// Files are followed by polling, as Promtail does: when a pass has read
+// everything, the tailer sleeps pollMin, doubling up to pollMax while the
+// file stays idle. An idle poll costs an fstat of the open file and a stat
+// of the path, which is also how rotation is seen; data is read in chunks
+// of up to readMax bytes, so the syscalls per line shrink as the file gets
+// busier and a thousand quiet files cost a few thousand stats a second.
+//
+// The path may name a succession of files (generations): when it is
+// renamed away or deleted, the open file is drained until it has been
+// quiet for drainIdle (the writer may append until it reopens), alongside
+// the new file at the path, which is read from offset 0.
+type tailer struct {
+	s      *Source
+	path   string
+	labels pipeline.Labels
+
+	cur *reader   // the file the path names; nil after a deletion
+	old []*reader // rotated-away or deleted files still being drained
+
+	opened  bool  // a file was opened: the tailer did follow the path
+	lastTs  int64 // the last entry's timestamp: strictly increasing per path
+	avgLine int   // recent bytes per line, to size batches
+
+	readLines prometheus.Counter
+	readBytes prometheus.Gauge
+	fileBytes prometheus.Gauge
+	lag       prometheus.Gauge
+}
+
+// reader is one generation: an open file and its split and checkpoint
+// state.
+type reader struct {
+	f    *os.File
+	fi   os.FileInfo
+	sp   splitter
+	tr   *tracker
+	size int64 // last known size
+
+	batch *pipeline.Batch // being filled
+	span  *span
+	bytes int
+
+	more       bool      // the last pass stopped before the end of the file
+	partialAt  time.Time // when the held incomplete line was first seen
+	partialOff int64     // its start offset, to tell it from a newer one
+	idleSince  time.Time // for a draining generation: quiet since
+}
+
+func (s *Source) newTailer(path string, g *group) *tailer {
+	m := make(map[string]string, len(g.labels)+1)
+	for k, v := range g.labels {
+		if v != "" { // an empty value is no label, as in Prometheus
+			m[k] = v
+		}
+	}
+	m["filename"] = path
+	return &tailer{s: s, path: path, labels: pipeline.LabelsFromMap(m), avgLine: 80}
+}
+
+// run tails the path until ctx ends or the file is deleted and drained.
+func (t *tailer) run(ctx context.Context, out pipeline.Output) {
+	r := t.open(true)
+	if r == nil {
+		return
+	}
+	t.opened = true
+	m := t.s.metrics
+	t.readLines = m.ReadLines.WithLabelValues(t.path)
+	t.readBytes = m.ReadBytes.WithLabelValues(t.path)
+	t.fileBytes = m.FileBytes.WithLabelValues(t.path)
+	t.lag = m.FileLag.WithLabelValues(t.path)
+	m.FilesActive.Inc()
+	t.cur = r
+	t.startTracker(r, r.sp.pos)
+	defer t.close()
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	poll := t.s.pollMin
+	for {
+		progressed, err := t.step(ctx, out)
+		if err != nil {
+			return // ctx ended: Emit took nothing more, positions stay
+		}
+		if t.cur == nil && len(t.old) == 0 {
+			return
+		}
+		if t.behind() {
+			continue
+		}
+		if progressed {
+			poll = t.s.pollMin
+		} else {
+			poll = min(poll*2, t.s.pollMax)
+		}
+		timer.Reset(t.s.aligned(min(poll, t.partialDeadline())))
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// open opens the path. With resume, a saved position is used unless it is
+// beyond the end of the file (which was then replaced or truncated while
+// vigil was down). A path that vanished, or is not a regular file, gives
+// nil. The caller starts the tracker.
+func (t *tailer) open(resume bool) *reader {
+	log := t.s.log
+	fi, err := os.Stat(t.path)
+	if err == nil && !fi.Mode().IsRegular() {
+		// Never open a FIFO or device: the open itself may block.
+		log.Debug("not a regular file; skipped", "path", t.path, "mode", fi.Mode().String())
+		return nil
+	}
+	var f *os.File
+	if err == nil {
+		f, err = os.Open(t.path)
+	}
+	if err == nil {
+		fi, err = f.Stat()
+		if err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			log.Debug("file vanished before it could be opened", "path", t.path)
+		} else {
+			t.s.warn.Warn("open:"+t.path, "cannot open file; will retry", "path", t.path, "err", err)
+		}
+		return nil
+	}
+	size := fi.Size()
+	var off int64
+	if resume {
+		if saved, ok := t.s.positions.GetOffset(t.path); ok {
+			if saved <= size {
+				off = saved
+			} else {
+				log.Info("saved position is beyond the end of the file; reading it from the start",
+					"path", t.path, "position", saved, "size", size)
+			}
+		}
+	}
+	if off > 0 {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			f.Close()
+			t.s.warn.Warn("open:"+t.path, "cannot seek to saved position; will retry", "path", t.path, "err", err)
+			return nil
+		}
+	}
+	return &reader{f: f, fi: fi, sp: newSplitter(t.s.cfg.maxLine, off), size: size}
+}
+
+func (t *tailer) startTracker(r *reader, offset int64) {
+	r.tr = newTracker(t.path, t.s.positions, t.lag, offset, r.size)
+	t.fileBytes.Set(float64(r.size))
+	t.readBytes.Set(float64(offset))
+}
+
+// step polls every generation once. It reports whether anything was read.
+func (t *tailer) step(ctx context.Context, out pipeline.Output) (bool, error) {
+	now := time.Now()
+	progressed := false
+
+	// Rotated-away files first: what they hold was written before what
+	// the new file holds.
+	if len(t.old) > 0 {
+		kept := make([]*reader, 0, len(t.old))
+		for i, g := range t.old {
+			n, err := t.follow(ctx, out, g, now)
+			if err != nil {
+				return progressed, err
+			}
+			if n > 0 {
+				progressed = true
+				g.idleSince = time.Time{}
+			} else if g.idleSince.IsZero() {
+				g.idleSince = now
+			}
+			if n > 0 || now.Sub(g.idleSince) < t.s.drainIdle {
+				kept = append(kept, g)
+				continue
+			}
+			err = t.flush(ctx, out, g, true)
+			g.f.Close()
+			if err != nil {
+				t.old = append(kept, t.old[i+1:]...)
+				return progressed, err
+			}
+		}
+		t.old = kept
+	}
+
+	if t.cur == nil {
+		// The path was deleted; a file created there since is new.
+		if _, err := os.Stat(t.path); err != nil {
+			return progressed, nil
+		}
+		r := t.open(false)
+		if r == nil {
+			return progressed, nil
+		}
+		t.s.log.Info("file created again; reading it from the start", "path", t.path)
+		t.cur = r
+		t.startTracker(r, 0)
+	}
+
+	g := t.cur
+	before := g.sp.readOffset()
+	if fi, err := g.f.Stat(); err == nil {
+		g.size = fi.Size()
+	}
+	if g.size < before {
+		t.s.log.Info("file truncated; reading it again from the start", "path", t.path, "size", g.size, "position", before)
+		if err := t.restart(ctx, out, g); err != nil {
+			return true, err
+		}
+		progressed = true
+	}
+	n, err := t.follow(ctx, out, g, now)
+	if err != nil {
+		return true, err
+	}
+	if n > 0 {
+		progressed = true
+	} else if g.size == g.sp.readOffset() {
+		// Quiet: does the path still name this file?
+		g.sp.idle()
+		if t.checkPath(now) {
+			// Read the new file, or keep draining, without backing off.
+			return true, nil
+		}
+	}
+	t.fileBytes.Set(float64(g.size))
+	g.tr.setSize(g.size)
+	return progressed, nil
+}
+
+// follow reads what g has beyond its read offset and deals with a held
+// incomplete line. It returns the bytes read.
+func (t *tailer) follow(ctx context.Context, out pipeline.Output, g *reader, now time.Time) (int64, error) {
+	if g != t.cur {
+		if fi, err := g.f.Stat(); err == nil {
+			g.size = fi.Size()
+		}
+	}
+	var n int64
+	if g.size > g.sp.readOffset() {
+		var err error
+		if n, err = t.pass(ctx, out, g); err != nil {
+			return n, err
+		}
+	}
+	// Timing the incomplete line from when it was first seen bounds its
+	// delay, even if its writer keeps adding to it without a newline.
+	if !g.sp.partial() {
+		g.partialAt = time.Time{}
+		return n, nil
+	}
+	if g.partialAt.IsZero() || g.partialOff != g.sp.pos {
+		g.partialAt, g.partialOff = now, g.sp.pos
+		return n, nil
+	}
+	if now.Sub(g.partialAt) < t.s.cfg.partialLineTimeout {
+		return n, nil
+	}
+	g.partialAt = time.Time{}
+	return n, t.flush(ctx, out, g, false)
+}
+
+// aligned stretches a wait so it ends on a multiple of a tenth of pollMin.
+// Tailers that wake at the same instant are run by one thread one after
+// the other; a thousand tailers waking each at its own moment would each
+// wake a thread, which costs more than their poll.
+func (s *Source) aligned(d time.Duration) time.Duration {
+	grid := max(s.pollMin/10, time.Millisecond)
+	at := time.Now().Add(d)
+	return time.Until(at.Truncate(grid).Add(grid))
+}
+
+// behind reports whether a pass stopped before the end of its file.
+func (t *tailer) behind() bool {
+	if t.cur != nil && t.cur.more {
+		return true
+	}
+	for _, g := range t.old {
+		if g.more {
+			return true
+		}
+	}
+	return false
+}
+
+// partialDeadline is how long until a held incomplete line is due.
+func (t *tailer) partialDeadline() time.Duration {
+	d := time.Duration(1<<63 - 1)
+	check := func(g *reader) {
+		if g != nil && !g.partialAt.IsZero() {
+			d = min(d, max(time.Until(g.partialAt.Add(t.s.cfg.partialLineTimeout)), time.Millisecond))
+		}
+	}
+	check(t.cur)
+	for _, g := range t.old {
+		check(g)
+	}
+	return d
+}
+
+// pass reads until the end of the file, emitting full batches as it goes
+// and the rest at the end. It returns the bytes read.
+func (t *tailer) pass(ctx context.Context, out pipeline.Output, g *reader) (int64, error) {
+	// Few files are read at once: a reader's chunk is memory the budget
+	// does not see until its batch is emitted, and a thousand files with a
+	// backlog must not each hold one. A pass is bounded so the files take
+	// turns.
+	select {
+	case t.s.readSlots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-t.s.readSlots }()
+	g.more = false
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		if total >= passBytes {
+			g.more = true
+			break
+		}
+		want := g.size - g.sp.readOffset()
+		if want <= 0 && total > 0 {
+			want = int64(t.s.readMax) // it grew since the fstat
+		}
+		buf := g.sp.space(int(min(want, int64(t.s.readMax))))
+		n, err := g.f.Read(buf)
+		if n > 0 {
+			g.sp.wrote(n)
+			total += int64(n)
+			if err := t.split(ctx, out, g); err != nil {
+				return total, err
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				t.s.warn.Warn("read:"+t.path, "reading file; will retry", "path", t.path, "err", err)
+			}
+			break
+		}
+		if n < len(buf) {
+			break // a short read of a regular file is its end, for now
+		}
+	}
+	off := g.sp.readOffset()
+	g.size = max(g.size, off)
+	t.readBytes.Set(float64(off))
+	if g.batch != nil {
+		return total, t.emit(ctx, out, g)
+	}
+	return total, nil
+}
+
+// stamp returns the timestamp for the first of a run of lines: the read
+// time, bumped so it stays after the previous line's.
+func (t *tailer) stamp() int64 {
+	return max(time.Now().UnixNano(), t.lastTs+1)
+}
+
+// split turns what g holds into entries, emitting each batch once full.
+func (t *tailer) split(ctx context.Context, out pipeline.Output, g *reader) error {
+	ts := t.stamp()
+	cfg := &t.s.cfg
+	for {
+		line, truncated, ok := g.sp.next()
+		if !ok {
+			break
+		}
+		if truncated {
+			t.s.truncated.Inc()
+		}
+		if g.batch == nil {
+			t.newBatch(g, len(line))
+		}
+		g.batch.Entries = append(g.batch.Entries, pipeline.Entry{Time: ts, Line: line, Labels: t.labels})
+		ts++
+		g.bytes += len(line)
+		if len(g.batch.Entries) >= cfg.batchLines || g.bytes >= cfg.batchBytes {
+			t.lastTs = ts - 1
+			if err := t.emit(ctx, out, g); err != nil {
+				return err
+			}
+		}
+	}
+	t.lastTs = ts - 1
+	return nil
+}
+
+// newBatch starts a batch sized for what is buffered and still unread.
+// Guessing a third more lines than the recent line length predicts spares
+// most batches a growing copy, at the price of some unused capacity.
+func (t *tailer) newBatch(g *reader, first int) {
+	ahead := int64(first+g.sp.w-g.sp.r) + max(g.size-g.sp.readOffset(), 0)
+	n := min(int64(t.s.cfg.batchLines), ahead*4/int64(3*t.avgLine)+8)
+	g.span = g.tr.open()
+	g.batch = pipeline.NewBatch(int(n), g.span.settle)
+}
+
+// emit hands g's batch on. Its span is queued first: a sink may settle the
+// batch before Emit returns.
+func (t *tailer) emit(ctx context.Context, out pipeline.Output, g *reader) error {
+	b := g.batch
+	n := len(b.Entries)
+	t.avgLine = max((g.bytes+n)/n, 1)
+	g.tr.push(g.span, g.sp.done)
+	g.batch, g.span, g.bytes = nil, nil, 0
+	t.readLines.Add(float64(n))
+	return out.Emit(ctx, b)
+}
+
+// flush emits g's held incomplete line, and whatever batch is pending.
+func (t *tailer) flush(ctx context.Context, out pipeline.Output, g *reader, final bool) error {
+	if line, truncated, ok := g.sp.flush(final); ok {
+		if truncated {
+			t.s.truncated.Inc()
+		}
+		if g.batch == nil {
+			t.newBatch(g, len(line))
+		}
+		ts := t.stamp()
+		t.lastTs = ts
+		g.batch.Entries = append(g.batch.Entries, pipeline.Entry{Time: ts, Line: line, Labels: t.labels})
+		g.bytes += len(line)
+	}
+	if g.batch != nil {
+		return t.emit(ctx, out, g)
+	}
+	return nil
+}
+
+// restart reads g's file again from 0 after it was truncated in place
+// (copytruncate): what was held is emitted, and a new generation takes the
+// key over.
+func (t *tailer) restart(ctx context.Context, out pipeline.Output, g *reader) error {
+	if err := t.flush(ctx, out, g, true); err != nil {
+		return err
+	}
+	g.tr.disown()
+	if _, err := g.f.Seek(0, io.SeekStart); err != nil {
+		t.s.warn.Warn("read:"+t.path, "cannot seek to the start of a truncated file", "path", t.path, "err", err)
+	}
+	g.sp.reset(0)
+	g.partialAt = time.Time{}
+	t.startTracker(g, 0)
+	return nil
+}
+
+// checkPath looks whether the path still names the current file. If it
+// was renamed away or deleted, the file joins the drained generations and
+// its key passes to the file now at the path, or is removed. It reports
+// whether the current file changed.
+func (t *tailer) checkPath(now time.Time) bool {
+	g := t.cur
+	fi, err := os.Stat(t.path)
+	if err == nil && os.SameFile(fi, g.fi) {
+		return false
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.s.warn.Warn("stat:"+t.path, "cannot stat file; keeping the open one", "path", t.path, "err", err)
+		return false
+	}
+	g.tr.disown()
+	g.idleSince = now
+	t.old = append(t.old, g)
+	t.cur = nil
+	if err == nil {
+		if r := t.open(false); r != nil {
+			t.s.log.Info("file rotated; reading the new file from the start", "path", t.path)
+			t.cur = r
+			t.startTracker(r, 0)
+			return true
+		}
+	}
+	t.s.log.Info("file deleted; draining what is left of it", "path", t.path)
+	t.s.positions.Remove(t.path)
+	return true
+}
+
+// close releases the files and the path's metric series. Trackers live on
+// in their batches' callbacks: batches settled after shutdown still move
+// the positions the runner saves last.
+func (t *tailer) close() {
+	for _, g := range append(t.old, t.cur) {
+		if g != nil {
+			g.f.Close()
+			g.tr.dropMetrics()
+		}
+	}
+	m := t.s.metrics
+	m.ReadLines.DeleteLabelValues(t.path)
+	m.ReadBytes.DeleteLabelValues(t.path)
+	m.FileBytes.DeleteLabelValues(t.path)
+	m.FileLag.DeleteLabelValues(t.path)
+	m.FilesActive.Dec()
+}
