@@ -40,7 +40,7 @@ func NewAgent(logger *slog.Logger, load func() (*Config, error)) *Agent {
 func (a *Agent) Start(cfg *Config) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	g, err := Build(cfg, a.Logger, a.Metrics)
+	g, err := BuildWith(cfg, a.Logger, a.Metrics, a.Registry)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func (a *Agent) reload() error {
 	if old != nil && old.cfg.DryRun {
 		cfg.ToDryRun()
 	}
-	g, err := Build(cfg, a.Logger, a.Metrics)
+	g, err := BuildWith(cfg, a.Logger, a.Metrics, a.Registry)
 	if err != nil {
 		return err
 	}

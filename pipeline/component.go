@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -30,9 +32,21 @@ type Output interface {
 
 // Processor transforms batches in place. It may rewrite entries, drop them
 // by removing them from b.Entries (counting the drop with Env.Metrics), or
-// add entries that share the batch's lifetime. It never sees acks.
+// add entries that share the batch's lifetime. It never sees acks. The
+// runner calls a pipeline's processors from one goroutine at a time, so a
+// processor may keep state without locks.
 type Processor interface {
 	Process(b *Batch)
+}
+
+// Flusher is a processor that carries entries from one batch into a later
+// one, such as multiline. It holds the batches those entries came from and
+// attaches them to the batch it finally emits them in (Batch.Attach). The
+// runner calls Flush regularly, and with force at shutdown; Flush returns a
+// batch of entries whose wait is over, or nil. That batch then goes through
+// the processors after this one and on to the sinks.
+type Flusher interface {
+	Flush(now time.Time, force bool) *Batch
 }
 
 // Sink delivers entries.
@@ -56,6 +70,20 @@ type Env struct {
 	Logger    *slog.Logger
 	Metrics   *Metrics
 	Positions *Positions
+	// Registerer registers metrics a component defines from its config
+	// (the metrics stage). They are unregistered when the graph stops, so
+	// a reload can define them again.
+	Registerer prometheus.Registerer
+}
+
+// NewProcessor builds a processor of a registered type, for processors
+// that nest others (match).
+func NewProcessor(env Env, typ string, at, node *yaml.Node) (Processor, error) {
+	f, ok := lookup(registry.processors, typ)
+	if !ok {
+		return nil, env.Decoder.Errorf(at, "unknown stage %q%s", typ, suggest(typ, ProcessorTypes()))
+	}
+	return f(env, node)
 }
 
 // SourceFactory builds a source from its config node.

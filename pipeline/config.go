@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strconv"
@@ -26,6 +27,9 @@ type Config struct {
 
 	File   string `yaml:"-"` // where it was loaded from, for error positions
 	DryRun bool   `yaml:"-"` // entries go to stdout; positions are never written
+	// Inspect, when set, receives what each processor changed in each
+	// entry (-inspect).
+	Inspect io.Writer `yaml:"-"`
 	Format string `yaml:"-"` // "native" or "promtail"
 	// Notes are things worth telling the operator at start, such as
 	// accepted Promtail keys that have no effect in vigil.

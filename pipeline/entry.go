@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
@@ -89,7 +90,79 @@ type Entry struct {
 	Labels   Labels // sorted; the stream is identified by their hash
 	Metadata Labels // Loki structured metadata
 	Tenant   string // "" means the default tenant
+	// Extracted is the data parsing processors pulled out of the entry for
+	// later processors in the same pipeline (Promtail's "extracted map").
+	// It never leaves the pipeline.
+	Extracted Fields
 }
+
+// Field is one extracted value. Values are strings; a parsed JSON object
+// or array is kept as its JSON text.
+type Field struct {
+	Name, Value string
+}
+
+// Fields is an entry's extracted data, in the order it was set.
+type Fields []Field
+
+// Get returns the value of name.
+func (fs Fields) Get(name string) (string, bool) {
+	for i := len(fs) - 1; i >= 0; i-- {
+		if fs[i].Name == name {
+			return fs[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// Set sets name to value, replacing an earlier value.
+func (fs *Fields) Set(name, value string) {
+	for i := range *fs {
+		if (*fs)[i].Name == name {
+			(*fs)[i].Value = value
+			return
+		}
+	}
+	*fs = append(*fs, Field{name, value})
+}
+
+// Delete removes name.
+func (fs *Fields) Delete(name string) {
+	for i := range *fs {
+		if (*fs)[i].Name == name {
+			*fs = append((*fs)[:i], (*fs)[i+1:]...)
+			return
+		}
+	}
+}
+
+// Set returns a copy of ls with name set to value (removed when value is
+// empty, as Prometheus treats an empty label). Label sets are shared
+// between entries, so they are never changed in place.
+func (ls Labels) Set(name, value string) Labels {
+	i := sort.Search(len(ls), func(i int) bool { return ls[i].Name >= name })
+	if i < len(ls) && ls[i].Name == name {
+		if ls[i].Value == value {
+			return ls
+		}
+		out := make(Labels, 0, len(ls))
+		out = append(out, ls[:i]...)
+		if value != "" {
+			out = append(out, Label{name, value})
+		}
+		return append(out, ls[i+1:]...)
+	}
+	if value == "" {
+		return ls
+	}
+	out := make(Labels, 0, len(ls)+1)
+	out = append(out, ls[:i]...)
+	out = append(out, Label{name, value})
+	return append(out, ls[i:]...)
+}
+
+// Delete returns a copy of ls without name.
+func (ls Labels) Delete(name string) Labels { return ls.Set(name, "") }
 
 // Size is the number of bytes the entry accounts for in memory budgets and
 // in Loki's batch size: the line plus its metadata, as Loki counts it.
@@ -119,6 +192,9 @@ type Batch struct {
 	refs      atomic.Int32
 	onSettled func()
 	release   func() // returns the batch's bytes to the budget
+
+	mu       sync.Mutex
+	attached []*Batch
 }
 
 // NewBatch returns an empty batch whose onSettled runs once, after the last
@@ -148,6 +224,13 @@ func (b *Batch) Settle() {
 	if b.onSettled != nil {
 		b.onSettled()
 	}
+	b.mu.Lock()
+	attached := b.attached
+	b.attached = nil
+	b.mu.Unlock()
+	for _, o := range attached {
+		o.Settle()
+	}
 }
 
 // Bytes is the memory the batch accounts for.
@@ -157,6 +240,16 @@ func (b *Batch) Bytes() int64 {
 		n += int64(len(b.Entries[i].Line)) + entryOverhead
 	}
 	return n
+}
+
+// Attach ties other's settlement to b: other settles when b does. A
+// processor that carries an entry from one batch into a later one (as
+// multiline does) holds the first batch and attaches it to the second, so
+// the first batch's checkpoint waits for the carried entry's delivery.
+func (b *Batch) Attach(other *Batch) {
+	b.mu.Lock()
+	b.attached = append(b.attached, other)
+	b.mu.Unlock()
 }
 
 // Clone deep-copies the entries (lines included) into a new batch that

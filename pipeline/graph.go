@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Graph is a built config: its components, wired and ready to start.
@@ -19,6 +21,8 @@ type Graph struct {
 
 	sources []*sourceNode
 	sinks   []namedSink
+	routes  []*route
+	reg     *graphRegisterer
 
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -42,6 +46,9 @@ type route struct {
 	pipeline   string
 	processors []Processor
 	sinks      []Sink
+	// mu serialises processing: sources emit from several goroutines,
+	// and processors keep state.
+	mu sync.Mutex
 }
 
 // output routes a source's batches through its pipelines.
@@ -84,7 +91,18 @@ func (o *output) Emit(ctx context.Context, b *Batch) error {
 
 // deliver runs b through a pipeline and settles the reference it was given.
 func deliver(r *route, b *Batch) {
-	for _, p := range r.processors {
+	if len(r.processors) > 0 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+	}
+	r.finish(0, b)
+}
+
+// finish runs b through the processors from index from on, then the
+// sinks, and settles the caller's reference. r.mu is held when there are
+// processors.
+func (r *route) finish(from int, b *Batch) {
+	for _, p := range r.processors[from:] {
 		p.Process(b)
 		if len(b.Entries) == 0 {
 			break
@@ -98,13 +116,43 @@ func deliver(r *route, b *Batch) {
 	b.Settle()
 }
 
+// flush releases what Flusher processors hold whose wait is over, or
+// everything when force is set.
+func (r *route) flush(now time.Time, force bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, p := range r.processors {
+		if f, ok := p.(Flusher); ok {
+			if b := f.Flush(now, force); b != nil {
+				r.finish(i+1, b)
+			}
+		}
+	}
+}
+
+func (r *route) hasFlusher() bool {
+	for _, p := range r.processors {
+		if _, ok := p.(Flusher); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Build creates every component of cfg. Nothing reads or sends until Start.
 // An error names the component and, for config problems, the position.
 func Build(cfg *Config, logger *slog.Logger, metrics *Metrics) (_ *Graph, err error) {
+	return BuildWith(cfg, logger, metrics, prometheus.NewRegistry())
+}
+
+// BuildWith is Build with the registry that config-defined metrics (the
+// metrics stage) are served from.
+func BuildWith(cfg *Config, logger *slog.Logger, metrics *Metrics, reg prometheus.Registerer) (_ *Graph, err error) {
 	d := Decoder{File: cfg.File}
-	g := &Graph{cfg: cfg, logger: logger, metrics: metrics}
+	g := &Graph{cfg: cfg, logger: logger, metrics: metrics, reg: newGraphRegisterer(reg)}
 	defer func() {
 		if err != nil {
+			g.reg.unregisterAll()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			_ = g.closeSinks(ctx)
@@ -120,7 +168,7 @@ func Build(cfg *Config, logger *slog.Logger, metrics *Metrics) (_ *Graph, err er
 	metrics.BufferCapacity.Set(float64(cfg.Buffer.MaxBytes))
 
 	env := func(name, kind string) Env {
-		return Env{Name: name, Decoder: d, Logger: logger.With(kind, name), Metrics: metrics, Positions: g.positions}
+		return Env{Name: name, Decoder: d, Logger: logger.With(kind, name), Metrics: metrics, Positions: g.positions, Registerer: g.reg}
 	}
 	sinks := map[string]Sink{}
 	for _, c := range cfg.Sinks {
@@ -149,8 +197,12 @@ func Build(cfg *Config, logger *slog.Logger, metrics *Metrics) (_ *Graph, err er
 			if err != nil {
 				return nil, wrapComponentErr("processor", c, err)
 			}
+			if cfg.Inspect != nil {
+				proc = inspect(cfg.Inspect, c.Type, c.Name, proc)
+			}
 			r.processors = append(r.processors, proc)
 		}
+		g.routes = append(g.routes, r)
 		for _, ref := range p.Sinks {
 			r.sinks = append(r.sinks, sinks[ref.Name])
 		}
@@ -197,6 +249,9 @@ func (g *Graph) Positions() *Positions { return g.positions }
 // Start runs the sources and the periodic positions sync. Positions are
 // read again first: after a reload, the old graph saved them after Build.
 func (g *Graph) Start() {
+	if err := g.reg.activate(); err != nil {
+		g.logger.Error("registering config-defined metrics", "err", err)
+	}
 	if err := g.positions.Reload(g.cfg.Positions.IgnoreInvalidYAML); err != nil {
 		g.logger.Error("re-reading positions; using those read at build", "err", err)
 	}
@@ -208,6 +263,30 @@ func (g *Graph) Start() {
 			defer g.wg.Done()
 			if err := s.src.Run(ctx, s.out); err != nil && ctx.Err() == nil {
 				g.logger.Error("source stopped", "source", s.name, "err", err)
+			}
+		}()
+	}
+	var flushing []*route
+	for _, r := range g.routes {
+		if r.hasFlusher() {
+			flushing = append(flushing, r)
+		}
+	}
+	if len(flushing) > 0 {
+		g.syncWG.Add(1)
+		go func() {
+			defer g.syncWG.Done()
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case now := <-t.C:
+					for _, r := range flushing {
+						r.flush(now, false)
+					}
+				}
 			}
 		}()
 	}
@@ -233,10 +312,18 @@ func (g *Graph) Stop(timeout time.Duration) error {
 		g.cancel()
 	}
 	g.wg.Wait()
+	g.syncWG.Wait()
+	// Entries processors still carry (multiline) go out before the sinks
+	// drain.
+	for _, r := range g.routes {
+		if r.hasFlusher() {
+			r.flush(time.Now(), true)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := g.closeSinks(ctx)
-	g.syncWG.Wait()
+	g.reg.unregisterAll()
 	if perr := g.positions.Save(); perr != nil {
 		err = errors.Join(err, perr)
 	}
@@ -266,6 +353,7 @@ func (g *Graph) closeSinks(ctx context.Context) error {
 // does.
 func (g *Graph) Discard() error {
 	g.stopped = true
+	g.reg.unregisterAll()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	return g.closeSinks(ctx)

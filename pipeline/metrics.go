@@ -28,6 +28,7 @@ type Metrics struct {
 
 	// Pipeline-wide.
 	Dropped        *prometheus.CounterVec // vigil_dropped_entries_total{component,reason}
+	StageErrors    *prometheus.CounterVec // vigil_processor_errors_total{component,reason}
 	BufferBytes    prometheus.Gauge       // vigil_buffer_bytes
 	BufferCapacity prometheus.Gauge       // vigil_buffer_capacity_bytes
 	ReloadSuccess  prometheus.Counter     // promtail_config_reload_success_total
@@ -81,6 +82,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_dropped_entries_total", Help: "Entries dropped inside the pipeline, by component and reason.",
 		}, []string{"component", "reason"}),
+		StageErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_processor_errors_total", Help: "Entries a processor could not process (malformed input, failed parse); they pass on unchanged.",
+		}, []string{"component", "reason"}),
 		BufferBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_buffer_bytes", Help: "Bytes read and not yet settled by every sink.",
 		}),
@@ -99,7 +103,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.ReadLines, m.ReadBytes, m.FileBytes, m.FileLag, m.FilesActive, m.Truncated,
 		m.EncodedBytes, m.SentBytes, m.SentEntries, m.DroppedBytes, m.DroppedEntries,
-		m.RequestDuration, m.BatchRetries, m.Dropped, m.BufferBytes, m.BufferCapacity,
+		m.RequestDuration, m.BatchRetries, m.Dropped, m.StageErrors, m.BufferBytes, m.BufferCapacity,
 		m.ReloadSuccess, m.ReloadFail, m.ConfigOK)
 	return m
 }

@@ -152,17 +152,10 @@ func translatePromtail(d Decoder, root *yaml.Node) (*Config, error) {
 
 	// Scrape configs become file sources.
 	var sources []Ref
+	var staged Pipelines
 	scrapeNodes := resolve(mappingValue(root, "scrape_configs"))
 	for i, sc := range pc.ScrapeConfigs {
 		at := scrapeNodes.Content[i]
-		if pn := resolve(&sc.PipelineStages); pn != nil && pn.Kind == yaml.SequenceNode && len(pn.Content) > 0 {
-			stage := resolve(pn.Content[0])
-			name := "?"
-			if stage.Kind == yaml.MappingNode && len(stage.Content) > 0 {
-				name = stage.Content[0].Value
-			}
-			return nil, d.Errorf(pn.Content[0], "pipeline_stages are not supported by vigil yet (first stage: %q)", name)
-		}
 		if sc.JobName == "" {
 			return nil, d.Errorf(at, "scrape_configs[%d] has no job_name", i)
 		}
@@ -176,15 +169,35 @@ func translatePromtail(d Decoder, root *yaml.Node) (*Config, error) {
 		}
 		cfg.Sources = append(cfg.Sources, Component{Name: name, Type: "file", Node: src, At: at, NameAt: at})
 		sources = append(sources, Ref{Name: name, At: at})
+		// A scrape config's pipeline_stages become its own pipeline's
+		// processors, under the same names and keys.
+		stages, err := StageList(d, &sc.PipelineStages)
+		if err != nil {
+			return nil, err
+		}
+		var procs []Ref
+		for j, st := range stages {
+			pname := fmt.Sprintf("%s/%d/%s", name, j, st.Type)
+			cfg.Processors = append(cfg.Processors, Component{Name: pname, Type: st.Type, Node: st.Node, At: st.At, NameAt: st.At})
+			procs = append(procs, Ref{Name: pname, At: st.At})
+		}
+		if len(procs) > 0 {
+			staged = append(staged, PipelineConfig{Name: name, Sources: []Ref{{Name: name, At: at}}, Processors: procs, At: at})
+			sources = sources[:len(sources)-1]
+		}
 	}
-	if len(sources) > 0 && len(sinks) == 0 {
+	if (len(sources) > 0 || len(staged) > 0) && len(sinks) == 0 {
 		return nil, d.Errorf(root, "no clients: add a clients block with the Loki push URL")
 	}
-	if len(sources) == 0 {
+	if len(pc.ScrapeConfigs) == 0 {
 		cfg.Notes = append(cfg.Notes, "no scrape_configs: there is nothing to read")
 	}
 	if len(sources) > 0 {
 		cfg.Pipelines = Pipelines{{Name: "promtail", Sources: sources, Sinks: sinks, At: root}}
+	}
+	for _, p := range staged {
+		p.Sinks = sinks
+		cfg.Pipelines = append(cfg.Pipelines, p)
 	}
 	return cfg, nil
 }
@@ -296,4 +309,36 @@ func scalarAt(v string, at *yaml.Node) *yaml.Node {
 
 func addKV(m *yaml.Node, k string, v *yaml.Node) {
 	m.Content = append(m.Content, scalarAt(k, v), v)
+}
+
+// Stage is one entry of a Promtail-style stage list: `- json: {...}`.
+type Stage struct {
+	Type string
+	At   *yaml.Node // the stage's name, for errors
+	Node *yaml.Node // its settings, an empty mapping when none were given
+}
+
+// StageList reads a Promtail-style list of stages, as pipeline_stages and
+// the match stage's stages are written.
+func StageList(d Decoder, n *yaml.Node) ([]Stage, error) {
+	n = resolve(n)
+	if isNull(n) || (n.Kind == 0) {
+		return nil, nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return nil, d.Errorf(n, "expected a list of stages")
+	}
+	var out []Stage
+	for _, item := range n.Content {
+		item = resolve(item)
+		if item.Kind != yaml.MappingNode || len(item.Content) != 2 {
+			return nil, d.Errorf(item, "each stage is a mapping with one key, the stage's name, such as `- json: {expressions: {...}}`")
+		}
+		body := resolve(item.Content[1])
+		if isNull(body) {
+			body = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Content[0].Line, Column: item.Content[0].Column}
+		}
+		out = append(out, Stage{Type: item.Content[0].Value, At: item.Content[0], Node: body})
+	}
+	return out, nil
 }

@@ -151,8 +151,8 @@ func TestPromtailErrorsNameKeyAndPosition(t *testing.T) {
 	cases := []struct{ name, src, want string }{
 		{"unsupported scrape kind", base + "scrape_configs:\n  - job_name: d\n    docker_sd_configs:\n      - host: unix:///var/run/docker.sock\n",
 			`p.yaml:5:5: Promtail key "docker_sd_configs" in scrape_configs is not supported by vigil yet`},
-		{"pipeline stages", base + "scrape_configs:\n  - job_name: d\n    pipeline_stages:\n      - json: {expressions: {a: b}}\n    static_configs:\n      - labels: {__path__: /x}\n",
-			`p.yaml:6:9: pipeline_stages are not supported by vigil yet (first stage: "json")`},
+		{"malformed stage", base + "scrape_configs:\n  - job_name: d\n    pipeline_stages:\n      - json: {expressions: {a: b}}\n        labels: {}\n    static_configs:\n      - labels: {__path__: /x}\n",
+			`p.yaml:6:9: each stage is a mapping with one key`},
 		{"typo in scrape config", base + "scrape_configs:\n  - job_name: d\n    static_config:\n      - labels: {__path__: /x}\n",
 			`p.yaml:5:5: unknown key "static_config" in scrape_configs[0] (did you mean "static_configs"?)`},
 		{"bad relabel regex", base + "scrape_configs:\n  - job_name: d\n    relabel_configs:\n      - source_labels: [a]\n        regex: '(['\n    static_configs:\n      - labels: {__path__: /x}\n",
@@ -197,5 +197,51 @@ func TestPromtailExpandEnvOnlyWithFlag(t *testing.T) {
 		if c.URL != want {
 			t.Fatalf("expand=%v: url %q, want %q", expand, c.URL, want)
 		}
+	}
+}
+
+func TestPromtailStagesBecomeTheirPipelinesProcessors(t *testing.T) {
+	cfg, err := Load("p.yaml", []byte(`clients:
+  - url: http://l/loki/api/v1/push
+scrape_configs:
+  - job_name: plain
+    static_configs:
+      - labels: {__path__: /plain/*.log}
+  - job_name: app
+    pipeline_stages:
+      - json:
+          expressions: {level: level}
+      - labels:
+          level:
+      - docker:
+    static_configs:
+      - labels: {__path__: /app/*.log}
+`), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Pipelines) != 2 {
+		t.Fatalf("want a pipeline for the plain job and one for the staged job, got %+v", cfg.Pipelines)
+	}
+	staged := cfg.Pipelines[1]
+	if staged.Sources[0].Name != "app" || len(staged.Sinks) != 1 || len(staged.Processors) != 3 {
+		t.Fatalf("staged pipeline %+v", staged)
+	}
+	var types []string
+	for _, r := range staged.Processors {
+		c, ok := cfg.Processors.Get(r.Name)
+		if !ok {
+			t.Fatalf("processor %q missing", r.Name)
+		}
+		types = append(types, c.Type)
+		if c.Node == nil || c.Node.Kind != yaml.MappingNode {
+			t.Fatalf("stage %q has no mapping node", c.Name)
+		}
+	}
+	if strings.Join(types, ",") != "json,labels,docker" {
+		t.Fatalf("stage types %v", types)
+	}
+	if cfg.Pipelines[0].Sources[0].Name != "plain" {
+		t.Fatalf("plain job not in the stage-less pipeline: %+v", cfg.Pipelines[0])
 	}
 }

@@ -62,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print entries instead of sending them, and never write positions")
 	fs.BoolVar(&o.checkSyntax, "check-syntax", false, "check the config file and exit")
 	fs.BoolVar(&o.printConfig, "print-config-stderr", false, "print the effective config, in vigil's format, to stderr at start")
-	fs.BoolVar(&o.inspect, "inspect", false, "show what each pipeline stage changes (needs pipeline stages)")
+	fs.BoolVar(&o.inspect, "inspect", false, "write what each processor (pipeline stage) changes in each entry to stderr")
 	fs.StringVar(&o.listenAddr, "web.listen-address", ":9100", "address to serve /metrics and the API on; overrides the config's server block")
 	fs.StringVar(&o.logLevel, "log.level", "", "log level: debug, info, warn, error (default: the config's, else info)")
 	fs.StringVar(&o.logFormat, "log.format", "", "log format: logfmt or json (default: the config's, else logfmt)")
@@ -96,12 +96,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if o.inspect {
-		fmt.Fprintln(stderr, "-inspect shows what pipeline stages change; vigil does not support pipeline stages yet")
-		return 2
+	load := func() (*pipeline.Config, error) {
+		cfg, err := loadConfig(&o)
+		if err == nil && o.inspect {
+			cfg.Inspect = stderr
+		}
+		return cfg, err
 	}
-
-	load := func() (*pipeline.Config, error) { return loadConfig(&o) }
 	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
