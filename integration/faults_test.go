@@ -251,8 +251,8 @@ func TestMisbehavingReceiver(t *testing.T) {
 	})
 
 	t.Run("receiver down: bounded memory, then everything arrives", func(t *testing.T) {
-		const budget = 64 << 10
-		rig := newFaultRig(t, "64KiB",
+		const budget = 1 << 20
+		rig := newFaultRig(t, "1MiB",
 			// A budget this small holds less than a push, so every push
 			// waits out batchwait: keep it short for the catch-up.
 			"batchwait: 20ms",

@@ -30,7 +30,7 @@ type Config struct {
 	// Inspect, when set, receives what each processor changed in each
 	// entry (-inspect).
 	Inspect io.Writer `yaml:"-"`
-	Format string `yaml:"-"` // "native" or "promtail"
+	Format  string    `yaml:"-"` // "native" or "promtail"
 	// Notes are things worth telling the operator at start, such as
 	// accepted Promtail keys that have no effect in vigil.
 	Notes []string `yaml:"-"`
@@ -80,9 +80,10 @@ type BufferConfig struct {
 
 // Defaults.
 const (
-	DefaultSyncPeriod       = 10 * time.Second
-	DefaultShutdownTimeout  = 30 * time.Second
-	DefaultBufferBytes      = 16 << 20
+	DefaultSyncPeriod        = 10 * time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultBufferBytes       = 16 << 20
+	MinBufferBytes           = 1 << 20
 	DefaultPositionsPromtail = "/var/log/positions.yaml"
 )
 
@@ -188,10 +189,10 @@ func (r *Ref) DecodeNode(d Decoder, n *yaml.Node) error {
 
 // PipelineConfig wires sources through processors to sinks.
 type PipelineConfig struct {
-	Name       string `yaml:"-"`
-	Sources    []Ref  `yaml:"sources"`
-	Processors []Ref  `yaml:"processors"`
-	Sinks      []Ref  `yaml:"sinks"`
+	Name       string     `yaml:"-"`
+	Sources    []Ref      `yaml:"sources"`
+	Processors []Ref      `yaml:"processors"`
+	Sinks      []Ref      `yaml:"sinks"`
 	At         *yaml.Node `yaml:"-"`
 }
 
@@ -356,8 +357,12 @@ func (c *Config) check(d Decoder) error {
 	if c.Buffer.MaxBytes == 0 {
 		c.Buffer.MaxBytes = DefaultBufferBytes
 	}
-	if c.Buffer.MaxBytes < 64<<10 {
-		return d.Errorf(nil, "buffer.max_bytes %d is too small: it must hold at least one batch (64KiB)", c.Buffer.MaxBytes)
+	// The bound holds only if the budget fits a source's largest batch
+	// (the file source's default is 256KiB of lines plus their overhead);
+	// a single batch larger than the whole budget is let through alone
+	// rather than deadlock.
+	if c.Buffer.MaxBytes < MinBufferBytes {
+		return d.Errorf(nil, "buffer.max_bytes %d is too small: it must hold a few batches (at least 1MiB)", c.Buffer.MaxBytes)
 	}
 	if len(c.Pipelines) == 0 && c.Format == "native" && (len(c.Sources) > 0 || len(c.Sinks) > 0) {
 		return d.Errorf(nil, "no pipelines: add a pipelines block that wires sources to sinks")

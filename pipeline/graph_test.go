@@ -121,7 +121,7 @@ pipelines:
 
 func TestBackpressureBlocksEmitUntilSettled(t *testing.T) {
 	cfg := mustLoad(t, `
-buffer: {max_bytes: 64KiB}
+buffer: {max_bytes: 1MiB}
 sources: {bp_src: {type: test_chan}}
 sinks: {bp_sink: {type: test_hold}}
 pipelines:
@@ -130,7 +130,7 @@ pipelines:
 	g := startGraph(t, cfg)
 	big := func() *Batch {
 		b := NewBatch(1, nil)
-		b.Entries = append(b.Entries, Entry{Line: make([]byte, 40<<10)})
+		b.Entries = append(b.Entries, Entry{Line: make([]byte, 640<<10)})
 		return b
 	}
 	src := testSources["bp_src"]
@@ -141,7 +141,7 @@ pipelines:
 		t.Fatalf("second emit returned (%v) although the budget was full", err)
 	case <-time.After(200 * time.Millisecond):
 	}
-	if used := g.budget.Used(); used > 64<<10 {
+	if used := g.budget.Used(); used > 1<<20 {
 		t.Fatalf("budget over capacity: %d", used)
 	}
 	testSinks["bp_sink"].settleAll()
@@ -191,7 +191,7 @@ pipelines:
 
 func TestEmitAfterStopFails(t *testing.T) {
 	cfg := mustLoad(t, `
-buffer: {max_bytes: 64KiB}
+buffer: {max_bytes: 1MiB}
 sources: {cancel_src: {type: test_chan}}
 sinks: {cancel_sink: {type: test_hold}}
 pipelines:
@@ -204,13 +204,13 @@ pipelines:
 	out := g.sources[0].out
 	ctx, cancel := context.WithCancel(context.Background())
 	b := NewBatch(1, nil)
-	b.Entries = append(b.Entries, Entry{Line: make([]byte, 60<<10)})
+	b.Entries = append(b.Entries, Entry{Line: make([]byte, 900<<10)})
 	if err := out.Emit(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
 	b2 := NewBatch(1, func() { t.Error("a batch that was refused must never settle") })
-	b2.Entries = append(b2.Entries, Entry{Line: make([]byte, 60<<10)})
+	b2.Entries = append(b2.Entries, Entry{Line: make([]byte, 900<<10)})
 	if err := out.Emit(ctx, b2); err == nil {
 		t.Fatal("emit into a full budget with a cancelled context succeeded")
 	}
