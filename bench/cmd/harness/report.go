@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Targets from the issue that asked for these benchmarks.
+const (
+	targetLinesPerCPU = 1_500_000
+	targetPeakRSSMB   = 40
+	targetBatchWaitMs = 1000
+	targetLatencyMs   = targetBatchWaitMs + 250
+)
+
+func fmtCount(v float64) string {
+	switch {
+	case v >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', 2, 64) + "M"
+	case v >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + "k"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+func (h *harness) markdown() string {
+	var b strings.Builder
+	if len(h.tp) > 0 {
+		b.WriteString("| scenario | config | files | lines | wall s | lines/s | vigil CPU s | lines/CPU-s | CPU µs/line | peak RSS MB | baseline lines/s | baseline lines/CPU-s | vigil/baseline (per CPU-s) |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, r := range h.tp {
+			if r.Err != nil && r.CPU == 0 {
+				fmt.Fprintf(&b, "| %s | %s | %d | %d | failed: %s |||||||||\n", r.Scenario, r.Config, r.Files, r.Lines, oneLine(r.Err))
+				continue
+			}
+			vigil, base := perSec(r.Lines, r.CPU), perSec(r.Lines, r.Baseline.CPU)
+			ratio := "n/a"
+			if base > 0 {
+				ratio = fmt.Sprintf("%.4f", vigil/base)
+			}
+			lines := strconv.FormatInt(r.Lines, 10)
+			if r.Received != r.Lines {
+				lines += fmt.Sprintf(" (received %d)", r.Received)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %.2f | %s | %.2f | %s | %.3f | %.1f | %s | %s | %s |\n",
+				r.Scenario, r.Config, r.Files, lines, r.Wall.Seconds(), fmtCount(perSec(r.Lines, r.Wall)),
+				r.CPU.Seconds(), fmtCount(vigil), float64(r.CPU.Microseconds())/float64(r.Lines),
+				mb(r.PeakRSS), fmtCount(perSec(r.Lines, r.Baseline.Wall)), fmtCount(base), ratio)
+		}
+		b.WriteString("\n")
+	}
+	if len(h.lat) > 0 {
+		b.WriteString("| scenario | config | rate lines/s | duration s | written | received | p50 ms | p99 ms | max ms | vigil CPU % | peak RSS MB |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, r := range h.lat {
+			if r.Err != nil && r.Written == 0 {
+				fmt.Fprintf(&b, "| latency | %s | %.0f | %.0f | failed: %s |||||||\n", r.Config, r.Rate, r.Duration.Seconds(), oneLine(r.Err))
+				continue
+			}
+			cpuPct := 0.0
+			if r.Elapsed > 0 {
+				cpuPct = 100 * r.CPU.Seconds() / r.Elapsed.Seconds()
+			}
+			fmt.Fprintf(&b, "| latency | %s | %.0f | %.0f | %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f |\n",
+				r.Config, r.Rate, r.Duration.Seconds(), r.Written, r.Received,
+				r.Latency.P50Ms, r.Latency.P99Ms, r.Latency.MaxMs, cpuPct, mb(r.PeakRSS))
+		}
+		b.WriteString("\n")
+	}
+	if v := h.verdicts(); v != "" {
+		b.WriteString("Targets:\n\n")
+		b.WriteString(v)
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func oneLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return strings.ReplaceAll(s, "|", "/")
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
+// verdicts compares the runs with the issue's targets, plainly.
+func (h *harness) verdicts() string {
+	var b strings.Builder
+	var one, many []float64 // CPU µs per line of the manyfiles runs
+	manyFiles := 0
+	for i := range h.tp {
+		r := &h.tp[i]
+		if r.Err != nil {
+			continue
+		}
+		lpc := perSec(r.Lines, r.CPU)
+		fmt.Fprintf(&b, "- %s, %d file(s): %s lines per CPU-second (target ≥ %s): %s; peak RSS %.1f MB (target ≤ %d MB): %s",
+			r.Scenario, r.Files, fmtCount(lpc), fmtCount(targetLinesPerCPU), verdict(lpc >= targetLinesPerCPU),
+			mb(r.PeakRSS), targetPeakRSSMB, verdict(mb(r.PeakRSS) <= targetPeakRSSMB))
+		if r.Received != r.Lines {
+			fmt.Fprintf(&b, "; received %d lines for %d written", r.Received, r.Lines)
+		}
+		b.WriteString("\n")
+		if r.Scenario == "manyfiles" {
+			perLine := float64(r.CPU.Microseconds()) / float64(r.Lines)
+			if r.Files == 1 {
+				one = append(one, perLine)
+			} else {
+				many = append(many, perLine)
+				manyFiles = r.Files
+			}
+		}
+	}
+	if len(one) > 0 && len(many) > 0 {
+		c1, cn := median(one), median(many)
+		// CPU time is sampled in 10 ms ticks and runs vary by several
+		// percent on a shared machine, so "not growing" allows 10%.
+		fmt.Fprintf(&b, "- CPU per line (median of %d and %d runs), 1 file vs %d files: %.3f vs %.3f µs (×%.2f; target: not growing, ≤ ×1.10): %s\n",
+			len(one), len(many), manyFiles, c1, cn, cn/c1, verdict(cn <= 1.10*c1))
+	}
+	for _, r := range h.lat {
+		if r.Err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "- latency at %.0f lines/s: p99 %.1f ms (target ≤ batchwait %d ms + 250 ms = %d ms): %s; received %d of %d: %s\n",
+			r.Rate, r.Latency.P99Ms, targetBatchWaitMs, targetLatencyMs, verdict(r.Latency.P99Ms <= targetLatencyMs),
+			r.Received, r.Written, verdict(r.Received == r.Written))
+	}
+	return b.String()
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// commandLine is how to rerun this exact benchmark.
+func (h *harness) commandLine() string {
+	parts := []string{"go", "run", "./bench/cmd/harness"}
+	for _, a := range h.args {
+		if a == "" || strings.ContainsAny(a, " \t\"'$\\") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
+func commandOutput(dir string, name string, args ...string) string {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok && string(bytes.TrimSpace(k)) == "model name" {
+			return string(bytes.TrimSpace(v))
+		}
+	}
+	return ""
+}
+
+// environment describes the machine and the code measured.
+func (h *harness) environment() string {
+	nproc := commandOutput(h.root, "nproc")
+	if nproc == "" {
+		nproc = strconv.Itoa(runtime.NumCPU())
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	rev := commandOutput(h.root, "git", "rev-parse", "--short", "HEAD")
+	if rev == "" {
+		rev = "unknown"
+	}
+	if commandOutput(h.root, "git", "status", "--porcelain") != "" {
+		rev += " with uncommitted changes"
+	}
+	// The working tree changes between runs while others edit it; the
+	// binary's hash tells which runs measured the same build.
+	if sum, err := fileSHA256(h.o.vigil); err == nil {
+		rev += fmt.Sprintf(", binary %s sha256 %.12s", filepath.Base(h.o.vigil), sum)
+	}
+	return fmt.Sprintf("- machine: nproc %s, %s, Linux %s\n- go: %s %s/%s\n- vigil: commit %s\n",
+		nproc, cpuModel(), strings.TrimSpace(string(kernel)), runtime.Version(), runtime.GOOS, runtime.GOARCH, rev)
+}
+
+func (h *harness) appendResults(report string, failed []error) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## %s: %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), h.o.scenario)
+	fmt.Fprintf(&b, "- command: `%s`\n", h.commandLine())
+	b.WriteString(h.environment())
+	if h.o.note != "" {
+		fmt.Fprintf(&b, "- note: %s\n", h.o.note)
+	}
+	for _, err := range failed {
+		fmt.Fprintf(&b, "- failed: %s\n", oneLine(err))
+	}
+	b.WriteString("\n")
+	b.WriteString(report)
+	f, err := os.OpenFile(h.o.results, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("record results: %w", err)
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return fmt.Errorf("record results: %w", err)
+	}
+	return f.Close()
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
