@@ -63,6 +63,14 @@ type Sink interface {
 	Close(ctx context.Context) error
 }
 
+// NowFlusher is a sink that holds entries back to fill its batches. When
+// sources are waiting for memory, the runner calls FlushNow so the sink
+// sends what it holds at once instead of waiting for its batch timer.
+// FlushNow must not block.
+type NowFlusher interface {
+	FlushNow()
+}
+
 // Env is what a component factory receives.
 type Env struct {
 	Name      string // the component's name in the config

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -174,9 +175,9 @@ func (e *Entry) Size() int {
 	return n
 }
 
-// entryOverhead approximates the memory an entry costs beyond its line: the
-// struct itself and its share of a label set.
-const entryOverhead = 64
+// entryOverhead is the memory an entry costs beyond its line: the struct
+// in its batch's array, and a pointer to it in a sink's batch.
+const entryOverhead = int64(unsafe.Sizeof(Entry{})) + 8
 
 // Batch is a group of entries travelling together from one source through
 // processors to every sink of the pipelines that read the source.
@@ -237,7 +238,7 @@ func (b *Batch) Settle() {
 func (b *Batch) Bytes() int64 {
 	var n int64
 	for i := range b.Entries {
-		n += int64(len(b.Entries[i].Line)) + entryOverhead
+		n += int64(cap(b.Entries[i].Line)) + entryOverhead
 	}
 	return n
 }

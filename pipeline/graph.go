@@ -166,6 +166,13 @@ func BuildWith(cfg *Config, logger *slog.Logger, metrics *Metrics, reg prometheu
 	}
 	g.budget = NewBudget(int64(cfg.Buffer.MaxBytes), func(used int64) { metrics.BufferBytes.Set(float64(used)) })
 	metrics.BufferCapacity.Set(float64(cfg.Buffer.MaxBytes))
+	g.budget.onPressure = func() {
+		for _, s := range g.sinks {
+			if f, ok := s.sink.(NowFlusher); ok {
+				f.FlushNow()
+			}
+		}
+	}
 
 	env := func(name, kind string) Env {
 		return Env{Name: name, Decoder: d, Logger: logger.With(kind, name), Metrics: metrics, Positions: g.positions, Registerer: g.reg}

@@ -65,7 +65,7 @@ func (e *encoder) put() {
 // body (valid until the encoder is put back) and the number of line bytes.
 // The lines are referenced, not copied, so entries must stay valid until
 // the body has been sent.
-func (e *encoder) encode(entries []pipeline.Entry, lc *labelCache) ([]byte, int, error) {
+func (e *encoder) encode(entries []*pipeline.Entry, lc *labelCache) ([]byte, int, error) {
 	e.streams = e.streams[:0]
 	e.streamOf = slices.Grow(e.streamOf[:0], len(entries))[:len(entries)]
 
@@ -76,7 +76,7 @@ func (e *encoder) encode(entries []pipeline.Entry, lc *labelCache) ([]byte, int,
 	prevIdx := int32(-1)
 	lineBytes := 0
 	for i := range entries {
-		en := &entries[i]
+		en := entries[i]
 		lineBytes += len(en.Line)
 		si := prevIdx
 		if si < 0 || !labelsEqual(prev, en.Labels) {
@@ -103,7 +103,7 @@ func (e *encoder) encode(entries []pipeline.Entry, lc *labelCache) ([]byte, int,
 		off += st.count
 	}
 	for i := range entries {
-		en := &entries[i]
+		en := entries[i]
 		ps := &e.pstreams[e.streamOf[i]]
 		ps.Entries = append(ps.Entries, push.Entry{
 			Timestamp:          time.Unix(0, en.Time),

@@ -97,7 +97,7 @@ func TestEncode(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			enc := getEncoder()
 			defer enc.put()
-			body, lineBytes, err := enc.encode(tt.entries, newLabelCache(pipeline.LabelsFromMap(tt.external)))
+			body, lineBytes, err := enc.encode(entryPtrs(tt.entries), newLabelCache(pipeline.LabelsFromMap(tt.external)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,11 +141,11 @@ func TestEncoderReuse(t *testing.T) {
 		{Time: 1, Line: []byte("x"), Labels: ls("job", "x")},
 		{Time: 1, Line: []byte("y"), Labels: ls("job", "y")},
 	}
-	if _, _, err := enc.encode(first, lc); err != nil {
+	if _, _, err := enc.encode(entryPtrs(first), lc); err != nil {
 		t.Fatal(err)
 	}
 	second := []pipeline.Entry{{Time: 2, Line: []byte("z"), Labels: ls("job", "z")}}
-	body, _, err := enc.encode(second, lc)
+	body, _, err := enc.encode(entryPtrs(second), lc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func BenchmarkEncode(b *testing.B) {
 	var compressed int
 	for b.Loop() {
 		enc := getEncoder()
-		body, _, err := enc.encode(entries, lc)
+		body, _, err := enc.encode(entryPtrs(entries), lc)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -234,4 +234,13 @@ func BenchmarkPush(b *testing.B) {
 		batch.Settle()
 		<-done
 	}
+}
+
+// entryPtrs points at each entry, as the sink's batches do.
+func entryPtrs(es []pipeline.Entry) []*pipeline.Entry {
+	out := make([]*pipeline.Entry, len(es))
+	for i := range es {
+		out[i] = &es[i]
+	}
+	return out
 }

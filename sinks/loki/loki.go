@@ -232,3 +232,24 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.client.CloseIdleConnections()
 	return err
 }
+
+// FlushNow hands every tenant's filling batch to its sender at once. The
+// runner calls it when sources wait for memory: the entries this sink holds
+// back are what they wait for.
+func (s *Sink) FlushNow() {
+	s.mu.Lock()
+	queues := make([]*tenantQueue, 0, len(s.tenants))
+	for _, q := range s.tenants {
+		queues = append(queues, q)
+	}
+	s.mu.Unlock()
+	for _, q := range queues {
+		q.mu.Lock()
+		if q.cur != nil && len(q.cur.entries) > 0 {
+			q.ready = append(q.ready, q.cur)
+			q.cur = nil
+		}
+		q.mu.Unlock()
+		q.wake()
+	}
+}

@@ -668,3 +668,19 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// When sources wait for memory, the runner asks the sink to send what it
+// holds rather than wait out batchwait.
+func TestFlushNowSendsWithoutWaitingForBatchwait(t *testing.T) {
+	srv := newLokiServer(t, nil)
+	s := newTestSink(t, "url: "+srv.URL()+"\nbatchwait: 1h\n")
+	b := newTracked(entry(1, "held back", pipeline.Labels{{Name: "job", Value: "a"}}))
+	consume(s, b)
+	time.Sleep(50 * time.Millisecond)
+	if n := srv.entryCount(); n != 0 {
+		t.Fatalf("sent %d entries before batchwait without pressure", n)
+	}
+	s.FlushNow()
+	waitFor(t, "the flushed push", func() bool { return srv.entryCount() == 1 })
+	waitFor(t, "settlement", func() bool { return b.settled.Load() == 1 })
+}

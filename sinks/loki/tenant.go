@@ -10,7 +10,7 @@ import (
 // lokiBatch is what one push request carries: entries of one tenant, and
 // the source batches to settle once the request is done with.
 type lokiBatch struct {
-	entries []pipeline.Entry
+	entries []*pipeline.Entry // into the held source batches: no copies
 	size    int // sum of Entry.Size, Loki's measure of a batch
 	start   time.Time
 	holds   []*pipeline.Batch
@@ -103,7 +103,7 @@ func (q *tenantQueue) add(e *pipeline.Entry, b *pipeline.Batch) {
 		lb.holds = append(lb.holds, b)
 		lb.last = b
 	}
-	lb.entries = append(lb.entries, *e)
+	lb.entries = append(lb.entries, e)
 	lb.size += sz
 }
 
