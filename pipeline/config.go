@@ -82,7 +82,7 @@ type BufferConfig struct {
 const (
 	DefaultSyncPeriod        = 10 * time.Second
 	DefaultShutdownTimeout   = 30 * time.Second
-	DefaultBufferBytes       = 16 << 20
+	DefaultBufferBytes       = 4 << 20
 	MinBufferBytes           = 1 << 20
 	DefaultPositionsPromtail = "/var/log/positions.yaml"
 )
