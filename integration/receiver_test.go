@@ -129,6 +129,11 @@ func (r *lokiReceiver) handle(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	entries, err := decodePush(req)
+	if err != nil && strings.HasPrefix(err.Error(), "reading body") {
+		// The client went away mid-request: vigil aborts in-flight pushes
+		// when its shutdown deadline passes. Nothing was accepted.
+		return
+	}
 	if err != nil {
 		r.problem("undecodable push: %v", err)
 		http.Error(w, err.Error(), http.StatusBadRequest)
