@@ -11,7 +11,7 @@ import (
 // the source batches to settle once the request is done with.
 type lokiBatch struct {
 	entries []*pipeline.Entry // into the held source batches: no copies
-	size    int // sum of Entry.Size, Loki's measure of a batch
+	size    int               // sum of Entry.Size, Loki's measure of a batch
 	start   time.Time
 	holds   []*pipeline.Batch
 	last    *pipeline.Batch // the batch most recently held, to hold once per piece
