@@ -52,6 +52,24 @@ func scan(groups []group) []match {
 	return out
 }
 
+// groupOf returns the group scan gives path, if any: the first that
+// includes it and does not exclude it.
+func groupOf(groups []group, path string) (int, bool) {
+	path = filepath.ToSlash(path)
+	for gi := range groups {
+		g := &groups[gi]
+		if g.excluded(path) {
+			continue
+		}
+		for _, p := range g.include {
+			if doublestar.MatchUnvalidated(p, path) {
+				return gi, true
+			}
+		}
+	}
+	return 0, false
+}
+
 // watchDirs adds to dirs every directory whose new entries can matter to
 // pattern. It reports false when it cannot cover the pattern completely.
 func watchDirs(pattern string, dirs map[string]bool) bool {

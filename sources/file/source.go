@@ -114,6 +114,25 @@ func (s *Source) Run(ctx context.Context, out pipeline.Output) error {
 
 	tailers := map[string]*tailer{}
 	done := make(chan *tailer)
+	startTailer := func(t *tailer) {
+		tailers[t.path] = t
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.run(ctx, out)
+			select {
+			case done <- t:
+			case <-ctx.Done():
+			}
+		}()
+	}
+	// Files rotated away before the last stop are drained by their
+	// original paths' tailers, which read them before the files now at
+	// those paths in every poll.
+	for _, t := range s.recoverRotated() {
+		startTailer(t)
+	}
+
 	var lastSync, nextSync time.Time
 	degradedLogged := false
 	syncNow := func() {
@@ -129,17 +148,7 @@ func (s *Source) Run(ctx context.Context, out pipeline.Output) error {
 			if _, ok := tailers[m.path]; ok {
 				continue
 			}
-			t := s.newTailer(m.path, &s.cfg.groups[m.group])
-			tailers[m.path] = t
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				t.run(ctx, out)
-				select {
-				case done <- t:
-				case <-ctx.Done():
-				}
-			}()
+			startTailer(s.newTailer(m.path, &s.cfg.groups[m.group]))
 		}
 		lastSync = time.Now()
 		period := s.cfg.syncPeriod

@@ -25,7 +25,8 @@ import (
 // The path may name a succession of files (generations): when it is
 // renamed away or deleted, the open file is drained until it has been
 // quiet for drainIdle (the writer may append until it reopens), alongside
-// the new file at the path, which is read from offset 0.
+// the new file at the path, which is read from offset 0. On start it may
+// also drain generations rotated away before the last stop (see tracker).
 type tailer struct {
 	s      *Source
 	path   string
@@ -75,9 +76,11 @@ func (s *Source) newTailer(path string, g *group) *tailer {
 }
 
 // run tails the path until ctx ends or the file is deleted and drained.
+// Generations recovered on start are in t.old already; they are drained
+// even if nothing is at the path now.
 func (t *tailer) run(ctx context.Context, out pipeline.Output) {
 	r := t.open(true)
-	if r == nil {
+	if r == nil && len(t.old) == 0 {
 		return
 	}
 	t.opened = true
@@ -87,9 +90,11 @@ func (t *tailer) run(ctx context.Context, out pipeline.Output) {
 	t.fileBytes = m.FileBytes.WithLabelValues(t.path)
 	t.lag = m.FileLag.WithLabelValues(t.path)
 	m.FilesActive.Inc()
-	t.cur = r
-	t.startTracker(r, r.sp.pos)
 	defer t.close()
+	if r != nil {
+		t.cur = r
+		t.startTracker(r, r.sp.pos)
+	}
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -207,6 +212,7 @@ func (t *tailer) step(ctx context.Context, out pipeline.Output) (bool, error) {
 				t.old = append(kept, t.old[i+1:]...)
 				return progressed, err
 			}
+			g.tr.finish()
 		}
 		t.old = kept
 	}
@@ -374,11 +380,20 @@ func (t *tailer) pass(ctx context.Context, out pipeline.Output, g *reader) (int6
 	}
 	off := g.sp.readOffset()
 	g.size = max(g.size, off)
-	t.readBytes.Set(float64(off))
 	if g.batch != nil {
 		return total, t.emit(ctx, out, g)
 	}
+	t.setRead(g)
 	return total, nil
+}
+
+// setRead moves the read position gauge, before an Emit that may block
+// for long under backpressure. The gauge describes the file at the path,
+// as the size and lag gauges do, so rotated-away files leave it alone.
+func (t *tailer) setRead(g *reader) {
+	if g == t.cur {
+		t.readBytes.Set(float64(g.sp.readOffset()))
+	}
 }
 
 // stamp returns the timestamp for the first of a run of lines: the read
@@ -435,6 +450,7 @@ func (t *tailer) emit(ctx context.Context, out pipeline.Output, g *reader) error
 	g.tr.push(g.span, g.sp.done)
 	g.batch, g.span, g.bytes = nil, nil, 0
 	t.readLines.Add(float64(n))
+	t.setRead(g)
 	return out.Emit(ctx, b)
 }
 
@@ -489,7 +505,13 @@ func (t *tailer) checkPath(now time.Time) bool {
 		t.s.warn.Warn("stat:"+t.path, "cannot stat file; keeping the open one", "path", t.path, "err", err)
 		return false
 	}
-	g.tr.disown()
+	// Record the old generation under a key of its own before the path key
+	// is handed on, so no saved positions lack both (see tracker).
+	if id, ok := idOf(g.fi); ok {
+		g.tr.rotate(rotatedKey(id))
+	} else {
+		g.tr.disown()
+	}
 	g.idleSince = now
 	t.old = append(t.old, g)
 	t.cur = nil

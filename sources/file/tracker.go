@@ -16,22 +16,55 @@ import (
 // the longest settled prefix, so the saved position never passes a line
 // that some sink has not settled.
 //
-// The positions key is the path, and only the newest generation of a path
-// owns it. When a file is rotated or truncated, the new generation writes
-// its start (0) at once and the old one is disowned: its later settlements
-// still release memory but no longer write the key, which now describes
-// another file. Writing 0 straight away is what keeps a crash from
-// applying the old file's offset to the new file and skipping its start.
-// The price: lines of the old generation that are still unsettled at a
-// crash are not re-read after a restart, because Promtail's positions
-// format cannot name a rotated-away file. A deleted file's generation is
-// disowned and its key removed.
+// # Keys
+//
+// The path key keeps Promtail's format (path: offset) and always describes
+// the file now at the path: only the newest generation of a path owns it.
+// When a file is rotated or truncated, the new generation writes its start
+// (0) at once and the old one is disowned; writing 0 straight away is what
+// keeps a crash from applying the old file's offset to the new file and
+// skipping its start.
+//
+// Promtail's format cannot name a rotated-away file, yet the old generation
+// may still hold lines that are read but unsettled, or not read at all (the
+// writer appends until it reopens). So from the rotation on it is recorded
+// under a key of its own in the same positions file:
+//
+//	vigil-rotated:<dev>:<inode>: "<original path>:<committed offset>"
+//
+// (see rotatedKey). The file is named by device and inode because rotation
+// changes its name, and the original path is kept because the lines are
+// labelled with it and it tells which source the key belongs to. The key
+// follows the generation's settlements, and it is removed once the
+// generation has been drained (quiet for drainIdle, then closed) and every
+// one of its batches has settled. A generation left behind at shutdown
+// keeps its key, as does one whose batches never settle.
+//
+// The two keys change in two steps, and a save may fall between them. The
+// rotated key is written first: a save in between then holds the old
+// file's offset under both, and only a new file that grew past that offset
+// before the restart has its start skipped. The other order would drop the
+// old file's unsettled lines instead.
+//
+// On start, Source.Run looks for each such key of its globs' paths (see
+// recoverRotated): it finds the file with that device and inode next to
+// the original path, reads it from the committed offset with the original
+// path's labels, as a rotated-away generation of that path's tailer, and
+// the key goes as above. A file that cannot be found any more is logged as
+// lost and its key removed.
+//
+// Truncation (copytruncate) records nothing: the old content is gone from
+// the inode, and the copy is a different file. A deleted file's path key is
+// removed; its generation is recorded like a renamed one, because a path
+// that vanished is often a rename whose new file is not created yet.
 type tracker struct {
 	mu        sync.Mutex
 	path      string
 	positions *pipeline.Positions
 	lag       prometheus.Gauge // nil once the path's series are deleted
-	owner     bool
+	owner     bool             // writes the path key
+	rotKey    string           // the rotated-generation key it writes, if any
+	finished  bool             // drained and closed: nothing more is queued
 
 	queue     []*span // emitted, in order; queue[:head] are committed
 	head      int
@@ -51,6 +84,14 @@ func newTracker(path string, positions *pipeline.Positions, lag prometheus.Gauge
 	t := &tracker{path: path, positions: positions, lag: lag, owner: true, committed: offset, size: size}
 	positions.PutOffset(path, offset)
 	t.setLagLocked()
+	return t
+}
+
+// newRotatedTracker resumes a rotated-away generation of path, found again
+// on start under key, at offset.
+func newRotatedTracker(path string, positions *pipeline.Positions, key string, offset int64) *tracker {
+	t := &tracker{path: path, positions: positions, rotKey: key, committed: offset}
+	t.putRotatedLocked()
 	return t
 }
 
@@ -86,10 +127,16 @@ func (sp *span) settle() {
 		clear(t.queue[n:])
 		t.queue, t.head = t.queue[:n], 0
 	}
-	if advanced && t.owner {
-		t.positions.PutOffset(t.path, t.committed)
-		t.setLagLocked()
+	if advanced {
+		if t.owner {
+			t.positions.PutOffset(t.path, t.committed)
+			t.setLagLocked()
+		}
+		if t.rotKey != "" {
+			t.putRotatedLocked()
+		}
 	}
+	t.releaseLocked()
 }
 
 // setSize records the file's size for the lag gauge.
@@ -106,12 +153,43 @@ func (t *tracker) setLagLocked() {
 	}
 }
 
-// disown stops the generation from writing the key: a newer generation or
-// the key's removal has taken over.
+// disown stops the generation from writing the path key: a newer
+// generation or the key's removal has taken over.
 func (t *tracker) disown() {
 	t.mu.Lock()
 	t.owner = false
 	t.mu.Unlock()
+}
+
+// rotate disowns the path key and records the generation under key
+// instead, until it is finished. The caller hands the path key on after
+// this returns.
+func (t *tracker) rotate(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.owner = false
+	t.rotKey = key
+	t.putRotatedLocked()
+}
+
+func (t *tracker) putRotatedLocked() {
+	t.positions.Put(t.rotKey, rotatedValue(t.path, t.committed))
+}
+
+// finish says the generation was read to its end and closed: its rotated
+// key goes once its last batch settles.
+func (t *tracker) finish() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.finished = true
+	t.releaseLocked()
+}
+
+func (t *tracker) releaseLocked() {
+	if t.finished && t.rotKey != "" && t.head == len(t.queue) {
+		t.positions.Remove(t.rotKey)
+		t.rotKey = ""
+	}
 }
 
 // dropMetrics stops lag updates once the path's series are deleted, so a
