@@ -204,11 +204,8 @@ func (s *Sink) lockQueue(tenant string) *tenantQueue {
 func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
-	queues := make([]*tenantQueue, 0, len(s.tenants))
-	for _, q := range s.tenants {
-		queues = append(queues, q)
-	}
 	s.mu.Unlock()
+	queues := s.queueList()
 	for _, q := range queues {
 		q.mu.Lock()
 		q.closing = true
@@ -237,12 +234,7 @@ func (s *Sink) Close(ctx context.Context) error {
 // runner calls it when sources wait for memory: the entries this sink holds
 // back are what they wait for.
 func (s *Sink) FlushNow() {
-	s.mu.Lock()
-	queues := make([]*tenantQueue, 0, len(s.tenants))
-	for _, q := range s.tenants {
-		queues = append(queues, q)
-	}
-	s.mu.Unlock()
+	queues := s.queueList()
 	for _, q := range queues {
 		q.mu.Lock()
 		if q.cur != nil && len(q.cur.entries) > 0 {
@@ -252,4 +244,15 @@ func (s *Sink) FlushNow() {
 		q.mu.Unlock()
 		q.wake()
 	}
+}
+
+// queueList is a snapshot of the tenants' queues.
+func (s *Sink) queueList() []*tenantQueue {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	queues := make([]*tenantQueue, 0, len(s.tenants))
+	for _, q := range s.tenants {
+		queues = append(queues, q)
+	}
+	return queues
 }

@@ -1,78 +1,22 @@
 package loki
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/victorialogs"
 	"github.com/vigilhq/vigil/pipeline"
 )
-
-// startVictoriaLogs runs the real Loki-protocol server that `make tools`
-// builds into bin/. Without it the test skips, except in CI.
-func startVictoriaLogs(t *testing.T) string {
-	t.Helper()
-	bin, err := filepath.Abs(filepath.Join("..", "..", "bin", "victoria-logs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("VictoriaLogs missing (%v): run `make tools`", err)
-		}
-		t.Skipf("VictoriaLogs missing (%v): run `make tools`", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-
-	cmd := exec.Command(bin, "-httpListenAddr="+addr, "-storageDataPath="+t.TempDir(), "-loggerLevel=ERROR")
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	base := "http://" + addr
-	waitFor(t, "VictoriaLogs to be healthy", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("VictoriaLogs exited: %s", out.String())
-		default:
-		}
-		resp, err := http.Get(base + "/health")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return base
-}
 
 // TestVictoriaLogs pushes through the sink into a real Loki-protocol
 // server and reads the entries back.
 func TestVictoriaLogs(t *testing.T) {
-	base := startVictoriaLogs(t)
-	s := newTestSink(t, "url: "+base+"/insert/loki/api/v1/push\nexternal_labels: {host: vps1}\nbatchsize: 20000\n")
+	vl := victorialogs.Start(t)
+	base := vl.Base
+	s := newTestSink(t, "url: "+vl.PushURL()+"\nexternal_labels: {host: vps1}\nbatchsize: 20000\n")
 
 	now := time.Now().Add(-time.Minute).UnixNano()
 	const n = 1000
@@ -107,30 +51,11 @@ func TestVictoriaLogs(t *testing.T) {
 		t.Fatalf("sent %v entries, want %d", sent, n)
 	}
 
-	resp, err := http.Get(base + "/internal/force_flush")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-
-	var rows []map[string]string
+	var rows []victorialogs.Row
 	waitFor(t, "the entries to be queryable", func() bool {
-		resp, err := http.PostForm(base+"/select/logsql/query", url.Values{"query": {`_stream:{job="vigil-test"}`}})
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		rows = rows[:0]
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var row map[string]string
-			if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
-				t.Fatalf("bad row %q: %v", sc.Text(), err)
-			}
-			rows = append(rows, row)
-		}
-		return len(rows) >= n
+		var err error
+		rows, err = vl.Query(`_stream:{job="vigil-test"}`, 2*n)
+		return err == nil && len(rows) >= n
 	})
 	if len(rows) != n {
 		t.Fatalf("got %d rows, want %d", len(rows), n)
