@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -127,22 +126,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			stderr.Write(b)
 		}
 	}
-	setMemoryLimit(cfg, logger)
 	return serve(&o, cfg, load, logger)
-}
-
-// setMemoryLimit gives the Go runtime a soft memory limit that fits the
-// configured buffer, unless GOMEMLIMIT is set. Without it the heap may grow
-// to twice what is live before a collection; with it the collector works
-// harder only as the process nears the limit, which a bounded buffer keeps
-// it from crossing for long.
-func setMemoryLimit(cfg *pipeline.Config, logger *slog.Logger) {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return
-	}
-	limit := 2*int64(cfg.Buffer.MaxBytes) + 20<<20
-	debug.SetMemoryLimit(limit)
-	logger.Debug("soft memory limit set", "bytes", limit)
 }
 
 // loadConfig reads the config file, or the embedded default. The default
