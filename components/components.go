@@ -4,6 +4,7 @@
 package components
 
 import (
+	_ "github.com/vigilhq/vigil/processors"
 	_ "github.com/vigilhq/vigil/sinks/loki"
 	_ "github.com/vigilhq/vigil/sinks/stdout"
 	_ "github.com/vigilhq/vigil/sources/file"
