@@ -122,16 +122,16 @@ func newDrop(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error) {
 		return nil, env.Decoder.Errorf(node, "drop stage needs at least one of source, expression, older_than or longer_than")
 	}
 	if cfg.Value != nil && cfg.Source == nil {
-		return nil, env.Decoder.Errorf(yamlValueAt(node, "value"), "drop stage: value needs a source to compare with")
+		return nil, env.Decoder.Errorf(nodeFor(node, "value"), "drop stage: value needs a source to compare with")
 	}
 	if cfg.Value != nil && cfg.Expression != nil {
-		return nil, env.Decoder.Errorf(yamlValueAt(node, "expression"), "drop stage: value and expression cannot both be set")
+		return nil, env.Decoder.Errorf(nodeFor(node, "expression"), "drop stage: value and expression cannot both be set")
 	}
 	if cfg.Source != nil && len(*cfg.Source) == 0 {
-		return nil, env.Decoder.Errorf(yamlValueAt(node, "source"), "drop stage: source is an empty list")
+		return nil, env.Decoder.Errorf(nodeFor(node, "source"), "drop stage: source is an empty list")
 	}
 	if cfg.OlderThan != nil && *cfg.OlderThan < 0 {
-		return nil, env.Decoder.Errorf(yamlValueAt(node, "older_than"), "drop stage: older_than must not be negative")
+		return nil, env.Decoder.Errorf(nodeFor(node, "older_than"), "drop stage: older_than must not be negative")
 	}
 	s := &dropStage{separator: defaultDropSeparator, value: cfg.Value, longerThan: -1, now: time.Now}
 	if cfg.Source != nil {
@@ -143,7 +143,7 @@ func newDrop(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error) {
 	if cfg.Expression != nil {
 		re, err := regexp.Compile(*cfg.Expression)
 		if err != nil {
-			return nil, env.Decoder.Errorf(yamlValueAt(node, "expression"), "drop stage: invalid expression %q: %v", *cfg.Expression, err)
+			return nil, env.Decoder.Errorf(nodeFor(node, "expression"), "drop stage: invalid expression %q: %v", *cfg.Expression, err)
 		}
 		s.re = re
 	}
@@ -224,31 +224,6 @@ func (s *dropStage) shouldDrop(e *pipeline.Entry, cutoff int64) bool {
 		return string(j) == *s.value
 	}
 	return s.re.Match(j)
-}
-
-// yamlValueAt returns the value node of key in mapping n, or n itself when
-// the key is absent, so a config error points as close to the cause as it
-// can.
-func yamlValueAt(n *yaml.Node, key string) *yaml.Node {
-	m := n
-	for m != nil && (m.Kind == yaml.DocumentNode || m.Kind == yaml.AliasNode) {
-		if m.Kind == yaml.AliasNode {
-			m = m.Alias
-		} else if len(m.Content) > 0 {
-			m = m.Content[0]
-		} else {
-			m = nil
-		}
-	}
-	if m == nil || m.Kind != yaml.MappingNode {
-		return n
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return n
 }
 
 // droppedLinesCounter is Promtail's logentry_dropped_lines_total{reason},

@@ -59,7 +59,7 @@ func newJSONStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error)
 	if err := parserCheckSource(env, node, cfg.Source); err != nil {
 		return nil, err
 	}
-	exprNode := parserKeyNode(node, "expressions")
+	exprNode := keyNode(node, "expressions")
 	if exprNode == nil || exprNode.Kind == yaml.ScalarNode && exprNode.Tag == "!!null" {
 		return nil, env.Decoder.Errorf(node, "json stage: expressions is required")
 	}
@@ -130,7 +130,7 @@ func (j *jsonStage) Process(b *pipeline.Batch) {
 func (j *jsonStage) entry(e *pipeline.Entry) bool {
 	data := e.Line
 	if j.source != nil {
-		v, ok := parserSourceValue(e, *j.source)
+		v, ok := extractedValue(e, *j.source)
 		if !ok {
 			j.errSource.Inc()
 			return true
@@ -151,54 +151,11 @@ func (j *jsonStage) entry(e *pipeline.Entry) bool {
 // parserCheckSource rejects `source: ""`, which Promtail rejects too.
 func parserCheckSource(env pipeline.Env, node *yaml.Node, source *string) error {
 	if source != nil && *source == "" {
-		at := parserKeyNode(node, "source")
+		at := keyNode(node, "source")
 		if at == nil {
 			at = node
 		}
 		return env.Decoder.Errorf(at, "source must not be empty; leave it out to use the log line")
-	}
-	return nil
-}
-
-// parserSourceValue looks up a stage's `source` as Promtail's extracted map
-// would have it. Promtail starts that map with the entry's labels (so
-// `source: filename` works); vigil's Extracted starts empty, so a name not
-// extracted falls back to the label of that name.
-func parserSourceValue(e *pipeline.Entry, name string) (string, bool) {
-	if v, ok := e.Extracted.Get(name); ok {
-		return v, true
-	}
-	for _, l := range e.Labels {
-		if l.Name == name {
-			return l.Value, true
-		}
-	}
-	return "", false
-}
-
-// parserKeyNode returns the value node of key in a stage's mapping, so
-// value errors can point at it.
-func parserKeyNode(n *yaml.Node, key string) *yaml.Node {
-	for n != nil && (n.Kind == yaml.DocumentNode || n.Kind == yaml.AliasNode) {
-		if n.Kind == yaml.AliasNode {
-			n = n.Alias
-		} else if len(n.Content) > 0 {
-			n = n.Content[0]
-		} else {
-			return nil
-		}
-	}
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			v := n.Content[i+1]
-			for v.Kind == yaml.AliasNode && v.Alias != nil {
-				v = v.Alias
-			}
-			return v
-		}
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ func (s *labelsStage) Process(b *pipeline.Batch) {
 	for i := range b.Entries {
 		e := &b.Entries[i]
 		for j, src := range s.sources {
-			v, ok := promtailValue(e, src)
+			v, ok := extractedValue(e, src)
 			switch {
 			case !ok:
 				v = noLabelValue
@@ -150,23 +150,6 @@ func validLegacyLabelName(s string) bool {
 		return false
 	}
 	return true
-}
-
-// promtailValue looks name up the way Promtail's stages see their
-// extracted map. Promtail seeds that map with the entry's labels when the
-// pipeline starts, so a stage can read a label (such as filename) as if it
-// had been extracted; vigil does not copy labels into Extracted per entry,
-// so stages that read the extracted map fall back to the labels instead.
-func promtailValue(e *pipeline.Entry, name string) (string, bool) {
-	if v, ok := e.Extracted.Get(name); ok {
-		return v, true
-	}
-	for _, l := range e.Labels {
-		if l.Name == name {
-			return l.Value, true
-		}
-	}
-	return "", false
 }
 
 // noLabelValue stands for "no value" in labelMemo keys. It is not valid
@@ -267,23 +250,9 @@ func (c *labelMemo) put(base pipeline.Labels, vals []string) *memoEntry {
 // about one item, or the best node available when it is not there as such
 // (an alias, for one).
 func cfgListItem(node *yaml.Node, key string, i int) *yaml.Node {
-	n := cfgKeyNode(node, key)
+	n := nodeFor(node, key)
 	if n != nil && n.Kind == yaml.SequenceNode && i < len(n.Content) {
 		return n.Content[i]
 	}
 	return n
-}
-
-// cfgKeyNode returns the value node of key in a stage's mapping, or the
-// mapping itself when the key is absent, for pointing errors at the right
-// place.
-func cfgKeyNode(node *yaml.Node, key string) *yaml.Node {
-	if node != nil && node.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			if node.Content[i].Value == key {
-				return node.Content[i+1]
-			}
-		}
-	}
-	return node
 }

@@ -55,7 +55,7 @@ func newLogfmtStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, erro
 	if err := parserCheckSource(env, node, cfg.Source); err != nil {
 		return nil, err
 	}
-	m := parserKeyNode(node, "mapping")
+	m := keyNode(node, "mapping")
 	if m == nil || m.Kind == yaml.ScalarNode && m.Tag == "!!null" {
 		return nil, env.Decoder.Errorf(node, "logfmt stage: mapping is required")
 	}
@@ -113,7 +113,7 @@ func (s *logfmtStage) Process(b *pipeline.Batch) {
 		e := &b.Entries[i]
 		data := e.Line
 		if s.source != nil {
-			v, ok := parserSourceValue(e, *s.source)
+			v, ok := extractedValue(e, *s.source)
 			if !ok {
 				s.errSource.Inc()
 				continue

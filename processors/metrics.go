@@ -120,19 +120,6 @@ func init() {
 	pipeline.RegisterProcessor("metrics", newMetrics)
 }
 
-// metricsValueNode returns the value of key in mapping n, or n itself when
-// the key is absent, so errors point at the closest node there is.
-func metricsValueNode(n *yaml.Node, key string) *yaml.Node {
-	if n != nil && n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i+1]
-			}
-		}
-	}
-	return n
-}
-
 func newMetrics(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error) {
 	d := env.Decoder
 	if node.Kind != yaml.MappingNode {
@@ -182,13 +169,13 @@ func newMetricsDef(d pipeline.Decoder, reg prometheus.Registerer, kn, vn *yaml.N
 	case "histogram":
 		kind = metricsHistogram
 	default:
-		return nil, d.Errorf(metricsValueNode(vn, "type"), "invalid metric type %q, metric type must be one of 'counter', 'gauge', or 'histogram'", strings.ToLower(mc.Type))
+		return nil, d.Errorf(nodeFor(vn, "type"), "invalid metric type %q, metric type must be one of 'counter', 'gauge', or 'histogram'", strings.ToLower(mc.Type))
 	}
 	idle := metricsDefaultIdle
 	if mc.MaxIdleDuration != nil {
 		idle = *mc.MaxIdleDuration
 		if idle < time.Second {
-			return nil, d.Errorf(metricsValueNode(vn, "max_idle_duration"), "max_idle_duration less than 1s not allowed")
+			return nil, d.Errorf(nodeFor(vn, "max_idle_duration"), "max_idle_duration less than 1s not allowed")
 		}
 	}
 	prefix := mc.Prefix
@@ -204,7 +191,7 @@ func newMetricsDef(d pipeline.Decoder, reg prometheus.Registerer, kn, vn *yaml.N
 	if cfgNode.Kind == 0 {
 		cfgNode = nil
 	}
-	at := metricsValueNode(vn, "config")
+	at := nodeFor(vn, "config")
 	var buckets []float64
 	switch kind {
 	case metricsCounter:
@@ -214,7 +201,7 @@ func newMetricsDef(d pipeline.Decoder, reg prometheus.Registerer, kn, vn *yaml.N
 		}
 		def.value, def.matchAll, def.countBytes = cc.Value, cc.MatchAll, cc.CountEntryBytes
 		def.action = strings.ToLower(cc.Action)
-		actionAt := metricsValueNode(cfgNode, "action")
+		actionAt := nodeFor(cfgNode, "action")
 		if actionAt == nil {
 			actionAt = at
 		}
@@ -241,7 +228,7 @@ func newMetricsDef(d pipeline.Decoder, reg prometheus.Registerer, kn, vn *yaml.N
 		}
 		def.value = gc.Value
 		def.action = strings.ToLower(gc.Action)
-		actionAt := metricsValueNode(cfgNode, "action")
+		actionAt := nodeFor(cfgNode, "action")
 		if actionAt == nil {
 			actionAt = at
 		}
@@ -260,7 +247,7 @@ func newMetricsDef(d pipeline.Decoder, reg prometheus.Registerer, kn, vn *yaml.N
 		def.value = hc.Value
 		for i := 1; i < len(hc.Buckets); i++ {
 			if hc.Buckets[i] <= hc.Buckets[i-1] {
-				return nil, d.Errorf(metricsValueNode(cfgNode, "buckets"), "histogram buckets must be in increasing order: %v", hc.Buckets)
+				return nil, d.Errorf(nodeFor(cfgNode, "buckets"), "histogram buckets must be in increasing order: %v", hc.Buckets)
 			}
 		}
 		buckets = hc.Buckets

@@ -34,7 +34,7 @@ func newOutputStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, erro
 		return nil, err
 	}
 	if cfg.Source == "" {
-		return nil, env.Decoder.Errorf(cfgKeyNode(node, "source"), "output stage: source is required")
+		return nil, env.Decoder.Errorf(nodeFor(node, "source"), "output stage: source is required")
 	}
 	return &outputStage{source: cfg.Source, missing: counters{env}.stageError("missing_source")}, nil
 }
@@ -47,7 +47,7 @@ func (s *outputStage) Process(b *pipeline.Batch) {
 	s.found = s.found[:0]
 	total := 0
 	for i := range b.Entries {
-		v, ok := promtailValue(&b.Entries[i], s.source)
+		v, ok := extractedValue(&b.Entries[i], s.source)
 		if !ok {
 			s.missing.Inc()
 		}

@@ -87,7 +87,7 @@ func (s *packStage) Process(b *pipeline.Batch) {
 		s.buf = append(s.buf, '{')
 		n := 0
 		for _, name := range s.names {
-			v, ok := promtailValue(e, name)
+			v, ok := extractedValue(e, name)
 			if !ok {
 				continue
 			}

@@ -11,6 +11,7 @@ package processors
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/vigilhq/vigil/pipeline"
 )
@@ -41,4 +42,52 @@ func filter(b *pipeline.Batch, keep func(e *pipeline.Entry) bool) {
 	}
 	clear(b.Entries[len(out):])
 	b.Entries = out
+}
+
+// keyNode returns the value node of key in the mapping n, or nil.
+func keyNode(n *yaml.Node, key string) *yaml.Node {
+	for n != nil && (n.Kind == yaml.DocumentNode || n.Kind == yaml.AliasNode) {
+		if n.Kind == yaml.AliasNode {
+			n = n.Alias
+		} else if len(n.Content) > 0 {
+			n = n.Content[0]
+		} else {
+			return nil
+		}
+	}
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// nodeFor is keyNode, or n itself when key is absent, so a config error
+// points as close to its cause as there is.
+func nodeFor(n *yaml.Node, key string) *yaml.Node {
+	if v := keyNode(n, key); v != nil {
+		return v
+	}
+	return n
+}
+
+// extractedValue looks name up the way Promtail's stages see their
+// extracted map. Promtail seeds that map with the entry's labels when the
+// pipeline starts, so a stage can read a label (such as filename) as if it
+// had been extracted; vigil does not copy labels into Extracted per entry,
+// so a name not extracted falls back to the label of that name.
+func extractedValue(e *pipeline.Entry, name string) (string, bool) {
+	if v, ok := e.Extracted.Get(name); ok {
+		return v, true
+	}
+	for _, l := range e.Labels {
+		if l.Name == name {
+			return l.Value, true
+		}
+	}
+	return "", false
 }

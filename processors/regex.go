@@ -80,7 +80,7 @@ func newRegexStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error
 // compileStageRegex compiles a stage's required expression key, with
 // errors at its position.
 func compileStageRegex(env pipeline.Env, node *yaml.Node, stage, expr string) (*regexMatcher, error) {
-	at := parserKeyNode(node, "expression")
+	at := keyNode(node, "expression")
 	if expr == "" {
 		if at == nil {
 			at = node
@@ -99,7 +99,7 @@ func (s *regexStage) Process(b *pipeline.Batch) {
 		e := &b.Entries[i]
 		input := aliasString(e.Line)
 		if s.source != nil {
-			v, ok := parserSourceValue(e, *s.source)
+			v, ok := extractedValue(e, *s.source)
 			if !ok {
 				s.errSource.Inc()
 				continue

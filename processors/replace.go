@@ -77,7 +77,7 @@ func newReplaceStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, err
 	}
 	tmpl, err := template.New("pipeline_template").Funcs(replaceTemplateFuncs()).Parse(cfg.Replace)
 	if err != nil {
-		at := parserKeyNode(node, "replace")
+		at := keyNode(node, "replace")
 		if at == nil {
 			at = node
 		}
@@ -130,7 +130,7 @@ func (s *replaceStage) Process(b *pipeline.Batch) {
 func (s *replaceStage) entry(e *pipeline.Entry) {
 	input := aliasString(e.Line)
 	if s.source != nil {
-		v, ok := parserSourceValue(e, *s.source)
+		v, ok := extractedValue(e, *s.source)
 		if !ok {
 			s.errSource.Inc()
 			return

@@ -68,7 +68,7 @@ func (s *tenantStage) Process(b *pipeline.Batch) {
 		)
 		switch {
 		case s.cfg.Source != "":
-			t, ok = promtailValue(e, s.cfg.Source)
+			t, ok = extractedValue(e, s.cfg.Source)
 		case s.cfg.Label != "":
 			for _, l := range e.Labels {
 				if l.Name == s.cfg.Label {

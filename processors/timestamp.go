@@ -68,16 +68,16 @@ func newTimestampStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, e
 		return nil, err
 	}
 	if cfg.Source == "" {
-		return nil, d.Errorf(cfgKeyNode(node, "source"), "timestamp stage: source is required")
+		return nil, d.Errorf(nodeFor(node, "source"), "timestamp stage: source is required")
 	}
 	if cfg.Format == "" {
-		return nil, d.Errorf(cfgKeyNode(node, "format"), "timestamp stage: format is required")
+		return nil, d.Errorf(nodeFor(node, "format"), "timestamp stage: format is required")
 	}
 	var loc *time.Location
 	if cfg.Location != nil {
 		l, err := time.LoadLocation(*cfg.Location)
 		if err != nil {
-			return nil, d.Errorf(cfgKeyNode(node, "location"), "timestamp stage: invalid location %q: %v", *cfg.Location, err)
+			return nil, d.Errorf(nodeFor(node, "location"), "timestamp stage: invalid location %q: %v", *cfg.Location, err)
 		}
 		loc = l
 	}
@@ -94,12 +94,12 @@ func newTimestampStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, e
 		case "skip":
 			s.fudge = false
 		default:
-			return nil, d.Errorf(cfgKeyNode(node, "action_on_failure"), "timestamp stage: invalid action_on_failure %q (valid: fudge, skip)", *cfg.ActionOnFailure)
+			return nil, d.Errorf(nodeFor(node, "action_on_failure"), "timestamp stage: invalid action_on_failure %q (valid: fudge, skip)", *cfg.ActionOnFailure)
 		}
 	}
 	f, err := newTSFormat(cfg.Format, loc)
 	if err != nil {
-		return nil, d.Errorf(cfgKeyNode(node, "format"), "timestamp stage: %v", err)
+		return nil, d.Errorf(nodeFor(node, "format"), "timestamp stage: %v", err)
 	}
 	s.formats = append(s.formats, f)
 	for i, ff := range cfg.FallbackFormats {
@@ -116,7 +116,7 @@ func (s *timestampStage) Process(b *pipeline.Batch) {
 	var now time.Time // read once per batch, and only for layouts without a year
 	for i := range b.Entries {
 		e := &b.Entries[i]
-		v, ok := promtailValue(e, s.source)
+		v, ok := extractedValue(e, s.source)
 		if ok {
 			var ns int64
 			ns, ok = s.parse(v, &now)

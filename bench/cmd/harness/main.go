@@ -1,11 +1,14 @@
 // Command harness benchmarks the vigil binary end to end: it writes a
-// workload of access-log lines, measures a raw read-and-split baseline on
-// the same files, runs vigil against an in-process counting Loki receiver,
-// and reports throughput, CPU per line, peak memory and latency.
+// workload of access-log or JSON lines, measures a raw read-and-split
+// baseline on the same files, runs vigil against an in-process counting
+// Loki receiver, and reports throughput, CPU per line, peak memory and
+// latency.
 //
 // Run it from the repository root:
 //
 //	go run ./bench/cmd/harness -scenario passthrough
+//	go run ./bench/cmd/harness -scenario json
+//	go run ./bench/cmd/harness -scenario regex
 //	go run ./bench/cmd/harness -scenario manyfiles
 //	go run ./bench/cmd/harness -scenario latency
 //	go run ./bench/cmd/harness -scenario all -record
@@ -32,26 +35,28 @@ import (
 )
 
 type options struct {
-	scenario   string
-	config     string
-	promtail   string
-	lines      int64
-	files      int
-	many       int
-	rate       float64
-	duration   time.Duration
-	repeat     int
-	vigil      string
-	build      bool
-	out        string
-	timeout    time.Duration
-	record     bool
-	results    string
-	note       string
-	keep       bool
-	vigilArgs  string
-	buffer     int64
-	internalBR bool
+	scenario    string
+	config      string
+	promtail    string
+	jsonConfig  string
+	regexConfig string
+	lines       int64
+	files       int
+	many        int
+	rate        float64
+	duration    time.Duration
+	repeat      int
+	vigil       string
+	build       bool
+	out         string
+	timeout     time.Duration
+	record      bool
+	results     string
+	note        string
+	keep        bool
+	vigilArgs   string
+	buffer      int64
+	internalBR  bool
 }
 
 func main() {
@@ -62,11 +67,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs := flag.NewFlagSet("harness", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", "passthrough", "passthrough, promtail, manyfiles, latency or all")
+	fs.StringVar(&o.scenario, "scenario", "passthrough", "passthrough, promtail, json, regex, manyfiles, latency or all")
 	fs.StringVar(&o.config, "config", "bench/configs/passthrough.yaml", "vigil config template for passthrough, manyfiles and latency")
 	fs.StringVar(&o.promtail, "promtail-config", "bench/configs/promtail.yaml", "Promtail-format config template for the promtail scenario")
+	fs.StringVar(&o.jsonConfig, "json-config", "bench/configs/json.yaml", "config template for the json scenario (JSON lines through json, labels and timestamp stages)")
+	fs.StringVar(&o.regexConfig, "regex-config", "bench/configs/regex.yaml", "config template for the regex scenario (access-log lines through regex and labels stages)")
 	fs.Int64Var(&o.lines, "lines", 2_000_000, "lines in the throughput workloads")
-	fs.IntVar(&o.files, "files", 1, "files the passthrough workload is split over")
+	fs.IntVar(&o.files, "files", 1, "files the passthrough, promtail, json and regex workloads are split over")
 	fs.IntVar(&o.many, "many", 1000, "files in the many-files workload (compared with 1 file)")
 	fs.Float64Var(&o.rate, "rate", 10_000, "lines per second in the latency scenario")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "length of the latency scenario")
@@ -121,7 +128,7 @@ func (h *harness) main(stdout io.Writer) error {
 	h.root = root
 	// Relative paths in flags are relative to the repository root, so the
 	// documented commands work from any directory inside it.
-	for _, p := range []*string{&h.o.config, &h.o.promtail, &h.o.vigil, &h.o.out, &h.o.results} {
+	for _, p := range []*string{&h.o.config, &h.o.promtail, &h.o.jsonConfig, &h.o.regexConfig, &h.o.vigil, &h.o.out, &h.o.results} {
 		if !filepath.IsAbs(*p) {
 			*p = filepath.Join(root, *p)
 		}
@@ -134,6 +141,10 @@ func (h *harness) main(stdout io.Writer) error {
 				steps = append(steps, func() error { return h.throughput("passthrough", h.o.config, h.o.files) })
 			case "promtail":
 				steps = append(steps, func() error { return h.throughput("promtail", h.o.promtail, h.o.files) })
+			case "json":
+				steps = append(steps, func() error { return h.throughput("json", h.o.jsonConfig, h.o.files) })
+			case "regex":
+				steps = append(steps, func() error { return h.throughput("regex", h.o.regexConfig, h.o.files) })
 			case "manyfiles":
 				steps = append(steps, func() error { return h.throughput("manyfiles", h.o.config, 1) },
 					func() error { return h.throughput("manyfiles", h.o.config, h.o.many) })
@@ -143,12 +154,12 @@ func (h *harness) main(stdout io.Writer) error {
 		}
 	}
 	switch h.o.scenario {
-	case "passthrough", "promtail", "manyfiles", "latency":
+	case "passthrough", "promtail", "json", "regex", "manyfiles", "latency":
 		add(h.o.scenario)
 	case "all":
-		add("passthrough", "promtail", "manyfiles", "latency")
+		add("passthrough", "promtail", "json", "regex", "manyfiles", "latency")
 	default:
-		return fmt.Errorf("unknown scenario %q (want passthrough, promtail, manyfiles, latency or all)", h.o.scenario)
+		return fmt.Errorf("unknown scenario %q (want passthrough, promtail, json, regex, manyfiles, latency or all)", h.o.scenario)
 	}
 	if h.o.build {
 		if err := h.buildVigil(); err != nil {
@@ -235,6 +246,31 @@ func renderConfig(tmplPath, outPath string, d templateData) error {
 	return f.Close()
 }
 
+// validateConfig renders tmpl with placeholder paths and runs `vigil
+// validate` on it, so a config vigil cannot run (a stage it lacks, a key
+// it rejects) fails in a second with vigil's own message, before a
+// workload is written.
+func (h *harness) validateConfig(tmpl, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("validate config: %w", err)
+	}
+	cfgPath := filepath.Join(dir, "validate.yaml")
+	d := templateData{
+		LogGlob: filepath.Join(dir, "logs", "*.log"), LogDir: filepath.Join(dir, "logs"),
+		PositionsFile: filepath.Join(dir, "positions.yaml"),
+		// Nothing is sent: validate builds components without starting them.
+		PushURL: "http://127.0.0.1:9/loki/api/v1/push", BufferBytes: h.o.buffer,
+	}
+	if err := renderConfig(tmpl, cfgPath, d); err != nil {
+		return err
+	}
+	out, err := exec.Command(h.o.vigil, "validate", cfgPath).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("vigil validate %s (from %s): %w: %s", cfgPath, filepath.Base(tmpl), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 // baselineResult is the raw read-and-split floor, run as a child process
 // so its CPU time comes from wait4 and nothing else in the harness counts.
 type baselineResult struct {
@@ -277,17 +313,33 @@ func (h *harness) baseline(paths []string) (baselineResult, error) {
 	return baselineResult{Lines: res.Lines, Wall: wall, CPU: rusageCPU(cmd.ProcessState)}, nil
 }
 
-// workload writes the throughput workload unless an identical one is there.
-func (h *harness) workload(dir string, files int) ([]string, error) {
-	paths := loggen.Paths(filepath.Join(dir, "access.log"), files)
+// workloadFormat is the kind of line each throughput scenario reads.
+func workloadFormat(scenario string) loggen.Format {
+	if scenario == "json" {
+		return loggen.JSON
+	}
+	return loggen.Access
+}
+
+// workloadSeed fixes the content of every throughput workload, so the
+// streams a labels stage makes of it are known in advance.
+const workloadSeed = 1
+
+// workload writes the throughput workload afresh.
+func (h *harness) workload(dir string, files int, format loggen.Format) ([]string, error) {
+	name := "access.log"
+	if format == loggen.JSON {
+		name = "app.log"
+	}
+	paths := loggen.Paths(filepath.Join(dir, name), files)
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("workload: %w", err)
 	}
-	res, err := loggen.Write(context.Background(), loggen.Config{Paths: paths, Lines: h.o.lines, Seed: 1})
+	res, err := loggen.Write(context.Background(), loggen.Config{Paths: paths, Lines: h.o.lines, Seed: workloadSeed, Format: format})
 	if err != nil {
 		return nil, err
 	}
-	h.log.Info("workload written", "dir", dir, "files", files, "lines", res.Lines,
+	h.log.Info("workload written", "dir", dir, "format", format, "files", files, "lines", res.Lines,
 		"bytes_per_line", fmt.Sprintf("%.1f", float64(res.Bytes)/float64(res.Lines)), "took", res.Elapsed.Round(time.Millisecond))
 	return paths, nil
 }
@@ -304,6 +356,9 @@ type throughputResult struct {
 	Received int64
 	Streams  int64
 	Requests int64
+	// LineTimed counts lines that arrived with the write time from the
+	// line itself as their timestamp (see receiver.LatencyStats).
+	LineTimed int64
 	// Wall runs from starting vigil to the push that completed the count.
 	Wall    time.Duration
 	CPU     time.Duration // utime+stime from /proc just before SIGTERM
@@ -318,8 +373,12 @@ type throughputResult struct {
 func (h *harness) throughput(scenario, tmpl string, files int) error {
 	name := fmt.Sprintf("%s-%d", scenario, files)
 	dir := filepath.Join(h.o.out, name)
+	if err := h.validateConfig(tmpl, dir); err != nil {
+		h.tp = append(h.tp, throughputResult{Scenario: scenario, Config: filepath.Base(tmpl), Files: files, Lines: h.o.lines, Err: err})
+		return fmt.Errorf("%s: %w", name, err)
+	}
 	logs := filepath.Join(dir, "logs")
-	paths, err := h.workload(logs, files)
+	paths, err := h.workload(logs, files, workloadFormat(scenario))
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -398,7 +457,7 @@ func (h *harness) runThroughput(r *throughputResult, dir, tmpl, glob string, rep
 	ps, err := a.stop(time.Minute)
 	r.ExitCPU, r.ExitMaxRSS = rusageCPU(ps), rusageMaxRSS(ps)
 	st = rcv.Stats()
-	r.Received, r.Streams, r.Requests = st.Lines, st.Streams, st.Requests
+	r.Received, r.Streams, r.Requests, r.LineTimed = st.Lines, st.Streams, st.Requests, st.Latency.LineTimed
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, a.logTail())
 	}

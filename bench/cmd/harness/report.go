@@ -24,6 +24,13 @@ const (
 	targetLatencyMs   = targetBatchWaitMs + 250
 )
 
+// Floors of the processor scenarios, from the processors issue (issue 3),
+// which asks for peak RSS to be reported but sets no target for it.
+var processorFloors = map[string]float64{
+	"json":  1_000_000, // json + labels + timestamp
+	"regex": 500_000,   // regex + labels
+}
+
 func fmtCount(v float64) string {
 	switch {
 	case v >= 1e6:
@@ -109,9 +116,14 @@ func (h *harness) verdicts() string {
 			continue
 		}
 		lpc := perSec(r.Lines, r.CPU)
-		fmt.Fprintf(&b, "- %s, %d file(s): %s lines per CPU-second (target ≥ %s): %s; peak RSS %.1f MB (target ≤ %d MB): %s",
-			r.Scenario, r.Files, fmtCount(lpc), fmtCount(targetLinesPerCPU), verdict(lpc >= targetLinesPerCPU),
-			mb(r.PeakRSS), targetPeakRSSMB, verdict(mb(r.PeakRSS) <= targetPeakRSSMB))
+		if floor, ok := processorFloors[r.Scenario]; ok {
+			fmt.Fprintf(&b, "- %s, %d file(s): %s lines per CPU-second (floor ≥ %s): %s; peak RSS %.1f MB (no target)",
+				r.Scenario, r.Files, fmtCount(lpc), fmtCount(floor), verdict(lpc >= floor), mb(r.PeakRSS))
+		} else {
+			fmt.Fprintf(&b, "- %s, %d file(s): %s lines per CPU-second (target ≥ %s): %s; peak RSS %.1f MB (target ≤ %d MB): %s",
+				r.Scenario, r.Files, fmtCount(lpc), fmtCount(targetLinesPerCPU), verdict(lpc >= targetLinesPerCPU),
+				mb(r.PeakRSS), targetPeakRSSMB, verdict(mb(r.PeakRSS) <= targetPeakRSSMB))
+		}
 		if r.Received != r.Lines {
 			fmt.Fprintf(&b, "; received %d lines for %d written", r.Received, r.Lines)
 		}

@@ -1,8 +1,10 @@
 // Command loggen writes nginx combined-format access-log lines of about 130
-// bytes, each ending with t=<unix ns> of its write time, to files or to
-// stdout, at full speed or at a fixed rate, optionally rotating.
+// bytes, or with -format json JSON lines of about 190 bytes, each ending
+// with t=<unix ns> of its write time, to files or to stdout, at full speed
+// or at a fixed rate, optionally rotating.
 //
 //	loggen -o /tmp/access.log -n 2000000
+//	loggen -o /tmp/app.log -format json -n 2000000
 //	loggen -o /tmp/logs/access.log -files 1000 -n 2000000
 //	loggen -o /tmp/access.log -rate 10000 -duration 30s -rotate-lines 100000
 //	loggen -o /tmp/access.log -rate 1000 -n 10000 -rotate-lines 3000 -copytruncate
@@ -39,6 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	copyTruncate := fs.Bool("copytruncate", false, "rotate by copying to .1 and truncating in place instead of renaming")
 	appendTo := fs.Bool("append", false, "append to existing files instead of truncating them")
 	seed := fs.Uint64("seed", 1, "random seed for the line content")
+	format := fs.String("format", "access", "line format: access (nginx combined) or json")
 	quiet := fs.Bool("q", false, "do not print the summary on stderr")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -50,11 +53,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loggen: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	f, err := loggen.ParseFormat(*format)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := loggen.Config{
 		Lines: *lines, Rate: *rate, Duration: *duration,
-		RotateLines: *rotateLines, RotateKeep: *rotateKeep, CopyTruncate: *copyTruncate, Append: *appendTo, Seed: *seed,
+		RotateLines: *rotateLines, RotateKeep: *rotateKeep, CopyTruncate: *copyTruncate, Append: *appendTo, Seed: *seed, Format: f,
 	}
 	if *out == "-" {
 		if *files > 1 || *rotateLines > 0 {

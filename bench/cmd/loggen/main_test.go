@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,20 @@ func TestRun(t *testing.T) {
 				t.Fatalf("%d lines on stdout, want 5", len(lines))
 			}
 			for _, l := range lines {
+				if _, ok := loggen.ParseTimestamp([]byte(l)); !ok {
+					t.Errorf("no timestamp in %q", l)
+				}
+			}
+		}},
+		{"json", []string{"-n", "5", "-q", "-format", "json"}, 0, func(t *testing.T, stdout string) {
+			lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+			if len(lines) != 5 {
+				t.Fatalf("%d lines on stdout, want 5", len(lines))
+			}
+			for _, l := range lines {
+				if !json.Valid([]byte(l)) {
+					t.Errorf("not JSON: %q", l)
+				}
 				if _, ok := loggen.ParseTimestamp([]byte(l)); !ok {
 					t.Errorf("no timestamp in %q", l)
 				}
@@ -65,6 +80,7 @@ func TestRun(t *testing.T) {
 		{"files need a path", []string{"-files", "2"}, 2, nil},
 		{"rotation needs a path", []string{"-rotate-lines", "2"}, 2, nil},
 		{"stray argument", []string{"x"}, 2, nil},
+		{"unknown format", []string{"-format", "xml", "-q"}, 2, nil},
 		{"negative rate", []string{"-rate", "-1", "-q"}, 1, nil},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
-// Package loggen produces access-log lines in nginx's combined format, each
-// ending with a t=<unix nanoseconds> token that records when it was
-// written, so a receiver can compute end-to-end latency from the line alone.
+// Package loggen produces access-log lines in nginx's combined format, or
+// JSON application-log lines, each ending with a t=<unix nanoseconds> token
+// that records when it was written, so a receiver can compute end-to-end
+// latency from the line alone.
 package loggen
 
 import (
@@ -249,10 +250,13 @@ func (g *Generator) AppendLine(b []byte, now time.Time) []byte {
 	return strconv.AppendInt(b, now.UnixNano(), 10)
 }
 
-// ParseTimestamp returns the write time embedded in line by AppendLine, in
-// unix nanoseconds. A trailing newline or carriage return is allowed.
+// ParseTimestamp returns the write time embedded in line by AppendLine or
+// AppendJSONLine, in unix nanoseconds. A trailing newline or carriage
+// return is allowed, and so is the `"}` that closes a JSON line's last
+// field.
 func ParseTimestamp(line []byte) (int64, bool) {
 	line = bytes.TrimRight(line, "\r\n")
+	line = bytes.TrimSuffix(line, []byte(`"}`))
 	i := bytes.LastIndex(line, []byte(TimestampToken))
 	if i < 0 {
 		return 0, false

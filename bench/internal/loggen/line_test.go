@@ -93,6 +93,11 @@ func TestParseTimestamp(t *testing.T) {
 		{"x t=12 ", 0, false},
 		{"no token", 0, false},
 		{"t=5", 0, false}, // the token starts with a space
+		{`{"msg":"done t=1764092341123456789"}`, 1764092341123456789, true},
+		{"{\"msg\":\"done t=7\"}\n", 7, true},
+		{`{"msg":"done t=7"}}`, 0, false},
+		{`{"msg":"done t=7"`, 0, false},
+		{`{"msg":"done t=7", "x":1}`, 0, false},
 	}
 	for _, tt := range tests {
 		got, ok := ParseTimestamp([]byte(tt.line))

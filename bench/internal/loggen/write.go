@@ -40,6 +40,8 @@ type Config struct {
 	CopyTruncate bool
 	// Append keeps what the files already hold instead of truncating them.
 	Append bool
+	// Format is the kind of line: Access (the default) or JSON.
+	Format Format
 	// Seed makes the content reproducible (the embedded times are not).
 	Seed uint64
 	// Now is the clock embedded in each line; time.Now when nil.
@@ -135,7 +137,7 @@ func Write(ctx context.Context, cfg Config) (res Result, err error) {
 		if next == len(targets) {
 			next = 0
 		}
-		line = gen.AppendLine(line[:0], now())
+		line = gen.Append(cfg.Format, line[:0], now())
 		line = append(line, '\n')
 		if _, err := t.w.Write(line); err != nil {
 			return fmt.Errorf("loggen: write %s: %w", t.name(), err)

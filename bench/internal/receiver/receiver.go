@@ -70,15 +70,20 @@ type TenantStats struct {
 // LatencyStats summarises ack time minus the write time embedded in each
 // line. Quantiles overestimate by less than 1.6%.
 type LatencyStats struct {
-	Count    uint64  `json:"count"`
-	Unparsed int64   `json:"unparsed"` // lines without a t= token
-	MinMs    float64 `json:"min_ms"`
-	MeanMs   float64 `json:"mean_ms"`
-	P50Ms    float64 `json:"p50_ms"`
-	P90Ms    float64 `json:"p90_ms"`
-	P99Ms    float64 `json:"p99_ms"`
-	P999Ms   float64 `json:"p999_ms"`
-	MaxMs    float64 `json:"max_ms"`
+	Count    uint64 `json:"count"`
+	Unparsed int64  `json:"unparsed"` // lines without a t= token
+	// LineTimed counts lines whose entry timestamp is exactly the write
+	// time in their t= token: the agent took the time from the line (a
+	// timestamp stage parsing the JSON format's ts) rather than stamping
+	// the time it read the line.
+	LineTimed int64   `json:"line_timed"`
+	MinMs     float64 `json:"min_ms"`
+	MeanMs    float64 `json:"mean_ms"`
+	P50Ms     float64 `json:"p50_ms"`
+	P90Ms     float64 `json:"p90_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+	P999Ms    float64 `json:"p999_ms"`
+	MaxMs     float64 `json:"max_ms"`
 }
 
 // Stats is a snapshot of everything counted since the start or last Reset.
@@ -224,6 +229,7 @@ type pending struct {
 	lines     int64
 	bytes     int64
 	unparsed  int64
+	lineTimed int64
 	latencies []int64
 }
 
@@ -258,7 +264,7 @@ func (r *Receiver) push(w http.ResponseWriter, req *http.Request) {
 	ack := r.opts.Now().UnixNano()
 	p := pending{latencies: make([]int64, 0, 1024)}
 	var lastLabels []byte
-	visit := func(labels, line []byte, _ int64) {
+	visit := func(labels, line []byte, ts int64) {
 		// Entries arrive grouped by stream, so a change of labels is a
 		// new stream; duplicates across requests are removed in record.
 		if len(p.streams) == 0 || !bytes.Equal(labels, lastLabels) {
@@ -269,6 +275,9 @@ func (r *Receiver) push(w http.ResponseWriter, req *http.Request) {
 		p.bytes += int64(len(line))
 		if t, ok := loggen.ParseTimestamp(line); ok {
 			p.latencies = append(p.latencies, ack-t)
+			if t == ts {
+				p.lineTimed++
+			}
 		} else {
 			p.unparsed++
 		}
@@ -313,6 +322,7 @@ func (r *Receiver) record(tenant string, wire int64, p *pending) {
 	r.stats.Bytes += p.bytes
 	r.stats.WireBytes += wire
 	r.stats.Latency.Unparsed += p.unparsed
+	r.stats.Latency.LineTimed += p.lineTimed
 	ts := r.stats.Tenants[tenant]
 	ts.Requests++
 	ts.Lines += p.lines

@@ -444,3 +444,32 @@ func BenchmarkPushProtobuf(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(st.Entries)), "ns/line")
 }
+
+// TestReceiverCountsLineTimed checks that entries stamped with the write
+// time from their own line are told apart from entries stamped when read.
+func TestReceiverCountsLineTimed(t *testing.T) {
+	rcv := New(Options{Now: fixedClock})
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	g := loggen.NewGenerator(1)
+	written := ackTime.Add(-50 * time.Millisecond)
+	jsonLine := string(g.AppendJSONLine(nil, written))
+	accessLine := string(g.AppendLine(nil, written))
+	req := push.PushRequest{Streams: []push.Stream{{Labels: `{job="a"}`, Entries: []push.Entry{
+		{Timestamp: written, Line: jsonLine},                           // a timestamp stage parsed ts
+		{Timestamp: written, Line: accessLine},                         // same, from the access format
+		{Timestamp: written.Add(time.Microsecond), Line: jsonLine},     // stamped when read
+		{Timestamp: written.Add(-time.Nanosecond), Line: accessLine},   // off by one nanosecond
+		{Timestamp: written, Line: "no token, so no write time known"}, // neither
+	}}}}
+	if resp := post(t, srv.URL, "", "application/x-protobuf", "", protoBody(t, &req)); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("push: status %d", resp.StatusCode)
+	}
+	lat := rcv.Stats().Latency
+	if lat.LineTimed != 2 || lat.Count != 4 || lat.Unparsed != 1 {
+		t.Errorf("line_timed/count/unparsed = %d/%d/%d, want 2/4/1", lat.LineTimed, lat.Count, lat.Unparsed)
+	}
+	if lat.MinMs != 50 || lat.MaxMs != 50 {
+		t.Errorf("latency min/max = %v/%v ms, want 50/50 from the JSON line's token", lat.MinMs, lat.MaxMs)
+	}
+}
