@@ -1,25 +1,20 @@
 package loki
 
 import (
+	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 	"unsafe"
 
-	"github.com/grafana/loki/pkg/push"
 	"github.com/klauspost/compress/s2"
 
 	"github.com/vigilhq/vigil/pipeline"
 )
-
-// Structured metadata is handed to the protobuf without copying, which
-// relies on the two label types having the same layout; this conversion
-// stops compiling if they ever diverge.
-var _ = push.LabelAdapter(pipeline.Label{})
 
 // encoder turns a batch into a snappy-compressed push request. Everything
 // it allocates is kept for the next batch: encoders are pooled and a batch
@@ -28,19 +23,21 @@ type encoder struct {
 	index    map[uint64]int32 // label hash -> stream
 	streamOf []int32          // per entry
 	streams  []streamInfo
-	pstreams []push.Stream
-	pentries []push.Entry
-	ssizes   []int
+	order    []int32  // entry indexes, grouped by stream
+	lines    []string // per entry, repaired when not valid UTF-8
+	esize    []int32  // per entry, its encoded size
 	proto    []byte
 	out      []byte
 }
 
 type streamInfo struct {
-	labels   pipeline.Labels
-	str      string
-	count    int
-	last     int64
-	unsorted bool
+	labels      pipeline.Labels
+	str         string
+	count       int
+	last        int64
+	unsorted    bool
+	start, fill int // its run in order
+	size        int // encoded Stream message
 }
 
 var encoderPool = sync.Pool{New: func() any { return &encoder{index: map[uint64]int32{}} }}
@@ -50,8 +47,7 @@ func getEncoder() *encoder { return encoderPool.Get().(*encoder) }
 // put drops the references to the batch's lines (which stop being valid
 // once the batch settles) and returns the encoder to the pool.
 func (e *encoder) put() {
-	clear(e.pentries[:cap(e.pentries)])
-	clear(e.pstreams[:cap(e.pstreams)])
+	clear(e.lines[:cap(e.lines)])
 	clear(e.streams[:cap(e.streams)])
 	clear(e.index)
 	// A one-off giant batch should not pin its buffers forever.
@@ -92,58 +88,60 @@ func (e *encoder) encode(entries []*pipeline.Entry, lc *labelCache) ([]byte, int
 		st.last = en.Time
 	}
 
-	// Pass 2: a counting sort places each stream's entries contiguously
-	// in one shared slice, keeping arrival order within a stream.
-	e.pentries = slices.Grow(e.pentries[:0], len(entries))[:len(entries)]
-	e.pstreams = slices.Grow(e.pstreams[:0], len(e.streams))[:len(e.streams)]
+	// Pass 2: a counting sort orders the entries by stream, keeping
+	// arrival order within a stream; a stream that arrived out of time
+	// order is then sorted stably, as Loki wants each stream in order.
+	e.order = slices.Grow(e.order[:0], len(entries))[:len(entries)]
+	e.lines = slices.Grow(e.lines[:0], len(entries))[:len(entries)]
 	off := 0
 	for si := range e.streams {
 		st := &e.streams[si]
-		e.pstreams[si] = push.Stream{Labels: st.str, Entries: e.pentries[off : off : off+st.count]}
+		st.start, st.fill = off, off
 		off += st.count
 	}
 	for i := range entries {
-		en := entries[i]
-		ps := &e.pstreams[e.streamOf[i]]
-		ps.Entries = append(ps.Entries, push.Entry{
-			Timestamp:          time.Unix(0, en.Time),
-			Line:               lineString(en.Line),
-			StructuredMetadata: metadata(en.Metadata),
-		})
+		st := &e.streams[e.streamOf[i]]
+		e.order[st.fill] = int32(i)
+		st.fill++
+		e.lines[i] = lineString(entries[i].Line)
 	}
 	for si := range e.streams {
-		if e.streams[si].unsorted {
-			slices.SortStableFunc(e.pstreams[si].Entries, func(a, b push.Entry) int {
-				return a.Timestamp.Compare(b.Timestamp)
+		if st := &e.streams[si]; st.unsorted {
+			slices.SortStableFunc(e.order[st.start:st.start+st.count], func(a, b int32) int {
+				return cmp.Compare(entries[a].Time, entries[b].Time)
 			})
 		}
 	}
 
-	// The request is framed here rather than by PushRequest.Marshal, which
-	// sizes every stream (and so every entry's timestamp) three times;
-	// each stream is still encoded by the generated gogo code.
-	e.ssizes = slices.Grow(e.ssizes[:0], len(e.pstreams))[:len(e.pstreams)]
+	// Pass 3: the protobuf, written directly. The generated code would
+	// need a push.Entry per entry, converting each timestamp to a
+	// time.Time and back, and sizes every message several times over.
+	e.esize = slices.Grow(e.esize[:0], len(entries))[:len(entries)]
 	size := 0
-	for si := range e.pstreams {
-		n := e.pstreams[si].Size()
-		e.ssizes[si] = n
-		size += 1 + uvarintLen(uint64(n)) + n
-	}
-	e.proto = slices.Grow(e.proto[:0], size)[:size]
-	i := size
-	for si := len(e.pstreams) - 1; si >= 0; si-- {
-		n, err := e.pstreams[si].MarshalToSizedBuffer(e.proto[:i])
-		if err != nil {
-			return nil, 0, fmt.Errorf("encoding push request: %w", err)
+	for si := range e.streams {
+		st := &e.streams[si]
+		n := fieldLen(len(st.str))
+		for _, i := range e.order[st.start : st.start+st.count] {
+			es := entrySize(entries[i], e.lines[i])
+			e.esize[i] = int32(es)
+			n += fieldLen(es)
 		}
-		if n != e.ssizes[si] {
-			return nil, 0, fmt.Errorf("encoding push request: stream size %d, wrote %d", e.ssizes[si], n)
-		}
-		i -= n
-		i = putUvarintBackward(e.proto, i, uint64(n))
-		i--
-		e.proto[i] = 0x0a // PushRequest.streams: field 1, length-delimited
+		st.size = n
+		size += fieldLen(n)
 	}
+	buf := slices.Grow(e.proto[:0], size)
+	for si := range e.streams {
+		st := &e.streams[si]
+		buf = appendTag(buf, 1, st.size)   // PushRequest.streams
+		buf = appendString(buf, 1, st.str) // Stream.labels
+		for _, i := range e.order[st.start : st.start+st.count] {
+			buf = appendEntry(buf, entries[i], e.lines[i], int(e.esize[i]))
+		}
+	}
+	if len(buf) != size {
+		return nil, 0, fmt.Errorf("encoding push request: sized %d bytes, wrote %d", size, len(buf))
+	}
+	e.proto = buf
 	raw := e.proto
 	e.out = slices.Grow(e.out[:0], s2.MaxEncodedLen(len(raw)))
 	// Snappy block format, as Loki expects. s2's fast Snappy-compatible
@@ -188,20 +186,84 @@ func lineString(b []byte) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
-func metadata(md pipeline.Labels) push.LabelsAdapter {
-	if len(md) == 0 {
-		return nil
+// The wire format of push.Entry: timestamp (google.protobuf.Timestamp)
+// = 1, line = 2, structuredMetadata = 3 (each a LabelPairAdapter of
+// name = 1, value = 2). Empty strings and zero numbers are left out, as
+// proto3 leaves them out.
+
+func fieldLen(n int) int { return 1 + uvarintLen(uint64(n)) + n }
+
+func stringLen(s string) int {
+	if s == "" {
+		return 0
 	}
-	for _, l := range md {
-		if !utf8.ValidString(l.Value) {
-			out := make(push.LabelsAdapter, len(md))
-			for i, l := range md {
-				out[i] = push.LabelAdapter{Name: l.Name, Value: strings.ToValidUTF8(l.Value, "\uFFFD")}
-			}
-			return out
-		}
+	return fieldLen(len(s))
+}
+
+func timestampSize(ns int64) int {
+	sec, nsec := ns/1e9, ns%1e9
+	if nsec < 0 {
+		sec, nsec = sec-1, nsec+1e9
 	}
-	return unsafe.Slice((*push.LabelAdapter)(unsafe.Pointer(unsafe.SliceData(md))), len(md))
+	n := 0
+	if sec != 0 {
+		n += 1 + uvarintLen(uint64(sec))
+	}
+	if nsec != 0 {
+		n += 1 + uvarintLen(uint64(nsec))
+	}
+	return n
+}
+
+func entrySize(en *pipeline.Entry, line string) int {
+	n := fieldLen(timestampSize(en.Time)) + stringLen(line)
+	for _, l := range en.Metadata {
+		n += fieldLen(stringLen(l.Name) + stringLen(validString(l.Value)))
+	}
+	return n
+}
+
+func appendTag(b []byte, field, n int) []byte {
+	b = append(b, byte(field<<3|2))
+	return binary.AppendUvarint(b, uint64(n))
+}
+
+func appendString(b []byte, field int, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return append(appendTag(b, field, len(s)), s...)
+}
+
+func appendEntry(b []byte, en *pipeline.Entry, line string, size int) []byte {
+	b = appendTag(b, 2, size) // Stream.entries
+	sec, nsec := en.Time/1e9, en.Time%1e9
+	if nsec < 0 {
+		sec, nsec = sec-1, nsec+1e9
+	}
+	b = appendTag(b, 1, timestampSize(en.Time))
+	if sec != 0 {
+		b = binary.AppendUvarint(append(b, 1<<3), uint64(sec))
+	}
+	if nsec != 0 {
+		b = binary.AppendUvarint(append(b, 2<<3), uint64(nsec))
+	}
+	b = appendString(b, 2, line)
+	for _, l := range en.Metadata {
+		v := validString(l.Value)
+		b = appendTag(b, 3, stringLen(l.Name)+stringLen(v))
+		b = appendString(b, 1, l.Name)
+		b = appendString(b, 2, v)
+	}
+	return b
+}
+
+// validString repairs invalid UTF-8, which would make Loki reject the push.
+func validString(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 func labelsEqual(a, b pipeline.Labels) bool {

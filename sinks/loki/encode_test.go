@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -243,4 +244,67 @@ func entryPtrs(es []pipeline.Entry) []*pipeline.Entry {
 		out[i] = &es[i]
 	}
 	return out
+}
+
+// The hand-written protobuf must decode, with Loki's own types, to exactly
+// what was encoded: timestamps before 1970 and on whole seconds, empty
+// lines, structured metadata (with invalid UTF-8 repaired), many streams.
+func TestEncodeDecodesWithLokiTypes(t *testing.T) {
+	var entries []pipeline.Entry
+	times := []int64{0, 1, -1, -1_500_000_000, 1e9, 1_764_000_000_123_456_789, -62135596800 * 1e9 / 1e9}
+	for i := 0; i < 300; i++ {
+		e := pipeline.Entry{
+			Time:   times[i%len(times)] + int64(i),
+			Line:   []byte(strings.Repeat("x", i%7)),
+			Labels: pipeline.Labels{{Name: "job", Value: fmt.Sprint("j", i%5)}},
+		}
+		if i%3 == 0 {
+			e.Metadata = pipeline.Labels{{Name: "trace", Value: fmt.Sprint("t", i)}, {Name: "bad", Value: "a\xffb"}}
+		}
+		entries = append(entries, e)
+	}
+	enc := getEncoder()
+	defer enc.put()
+	body, _, err := enc.encode(entryPtrs(entries), newLabelCache(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := snappy.Decode(nil, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req push.PushRequest
+	if err := req.Unmarshal(raw); err != nil {
+		t.Fatalf("Loki's types cannot decode the request: %v", err)
+	}
+	got := 0
+	for _, st := range req.Streams {
+		for _, pe := range st.Entries {
+			var i int
+			if _, err := fmt.Sscan(st.Labels[len(`{job="j`):len(`{job="j`)+1], &i); err != nil {
+				t.Fatalf("stream %q", st.Labels)
+			}
+			got++
+			found := false
+			for k := range entries {
+				e := entries[k]
+				if e.Time == pe.Timestamp.UnixNano() && string(e.Line) == pe.Line && e.Labels[0].Value == fmt.Sprint("j", i) {
+					found = true
+					if len(e.Metadata) != len(pe.StructuredMetadata) {
+						t.Fatalf("metadata %v, want %v", pe.StructuredMetadata, e.Metadata)
+					}
+					if len(e.Metadata) > 0 && (pe.StructuredMetadata[1].Value != "a\uFFFDb" || pe.StructuredMetadata[0].Value != e.Metadata[0].Value) {
+						t.Fatalf("metadata %v", pe.StructuredMetadata)
+					}
+					break
+				}
+			}
+			if !found {
+				t.Fatalf("decoded entry %v %q in %s was never encoded", pe.Timestamp, pe.Line, st.Labels)
+			}
+		}
+	}
+	if got != len(entries) {
+		t.Fatalf("decoded %d entries, want %d", got, len(entries))
+	}
 }
