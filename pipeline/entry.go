@@ -55,6 +55,23 @@ func (ls Labels) Map() map[string]string {
 	return m
 }
 
+// Equal says whether two sets hold the same labels. Entries of one stream
+// usually share one slice, which is checked first.
+func (ls Labels) Equal(o Labels) bool {
+	if len(ls) != len(o) {
+		return false
+	}
+	if len(ls) == 0 || &ls[0] == &o[0] {
+		return true
+	}
+	for i := range ls {
+		if ls[i] != o[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // Hash identifies the label set. Equal sets hash equally because sets are
 // kept sorted.
 func (ls Labels) Hash() uint64 {

@@ -140,21 +140,6 @@ func newMultiline(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error)
 	return m, nil
 }
 
-func mlSameLabels(a, b pipeline.Labels) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	if len(a) == 0 || &a[0] == &b[0] {
-		return true
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func mlStreamHash(ls pipeline.Labels, tenant string) uint64 {
 	h := ls.Hash()
 	if tenant != "" {
@@ -171,7 +156,7 @@ func (m *multilineStage) stream(e *pipeline.Entry) (*mlStream, uint64) {
 	}
 	h := mlStreamHash(e.Labels, e.Tenant)
 	for s := m.streams[h]; s != nil; s = s.next {
-		if s.tenant == e.Tenant && mlSameLabels(s.labels, e.Labels) {
+		if s.tenant == e.Tenant && s.labels.Equal(e.Labels) {
 			// Remember this entry's label slice: the next entries of the
 			// batch most likely share it.
 			s.labels = e.Labels

@@ -2,12 +2,7 @@ package processors
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/sha3"
-	"encoding/hex"
-	"fmt"
 	"regexp"
-	"strings"
 	"text/template"
 	"text/template/parse"
 
@@ -75,7 +70,7 @@ func newReplaceStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, err
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := template.New("pipeline_template").Funcs(replaceTemplateFuncs()).Parse(cfg.Replace)
+	tmpl, err := template.New("pipeline_template").Funcs(templateFuncs(&tmplRegexCache{})).Parse(cfg.Replace)
 	if err != nil {
 		at := keyNode(node, "replace")
 		if at == nil {
@@ -213,58 +208,4 @@ func (s *replaceStage) execute(value string) (string, error) {
 		return "", err
 	}
 	return s.buf.String(), nil
-}
-
-// replaceTemplateFuncs are the functions Promtail adds to templates on top
-// of Go's: its own string helpers and hashes. (Promtail also adds the
-// sprig library; the template stage carries what vigil supports of it,
-// and the two should share one map.)
-func replaceTemplateFuncs() template.FuncMap {
-	regexps := map[string]*regexp.Regexp{}
-	compile := func(expr string) (*regexp.Regexp, error) {
-		if re, ok := regexps[expr]; ok {
-			return re, nil
-		}
-		re, err := regexp.Compile(expr)
-		if err != nil {
-			return nil, fmt.Errorf("regexReplaceAll: %w", err)
-		}
-		if len(regexps) < 64 {
-			regexps[expr] = re
-		}
-		return re, nil
-	}
-	return template.FuncMap{
-		"ToLower":    strings.ToLower,
-		"ToUpper":    strings.ToUpper,
-		"Replace":    strings.Replace,
-		"Trim":       strings.Trim,
-		"TrimLeft":   strings.TrimLeft,
-		"TrimRight":  strings.TrimRight,
-		"TrimPrefix": strings.TrimPrefix,
-		"TrimSuffix": strings.TrimSuffix,
-		"TrimSpace":  strings.TrimSpace,
-		"Hash": func(salt, input string) string {
-			sum := sha3.Sum256([]byte(salt + input))
-			return hex.EncodeToString(sum[:])
-		},
-		"Sha2Hash": func(salt, input string) string {
-			sum := sha256.Sum256([]byte(salt + input))
-			return hex.EncodeToString(sum[:])
-		},
-		"regexReplaceAll": func(expr, s, repl string) (string, error) {
-			re, err := compile(expr)
-			if err != nil {
-				return "", err
-			}
-			return re.ReplaceAllString(s, repl), nil
-		},
-		"regexReplaceAllLiteral": func(expr, s, repl string) (string, error) {
-			re, err := compile(expr)
-			if err != nil {
-				return "", err
-			}
-			return re.ReplaceAllLiteralString(s, repl), nil
-		},
-	}
 }

@@ -75,7 +75,7 @@ func (e *encoder) encode(entries []*pipeline.Entry, lc *labelCache) ([]byte, int
 		en := entries[i]
 		lineBytes += len(en.Line)
 		si := prevIdx
-		if si < 0 || !labelsEqual(prev, en.Labels) {
+		if si < 0 || !prev.Equal(en.Labels) {
 			si = e.streamFor(en.Labels, lc)
 			prev, prevIdx = en.Labels, si
 		}
@@ -155,12 +155,12 @@ func (e *encoder) encode(entries []*pipeline.Entry, lc *labelCache) ([]byte, int
 func (e *encoder) streamFor(ls pipeline.Labels, lc *labelCache) int32 {
 	h := ls.Hash()
 	if si, ok := e.index[h]; ok {
-		if labelsEqual(e.streams[si].labels, ls) {
+		if e.streams[si].labels.Equal(ls) {
 			return si
 		}
 		// A 64-bit hash collision: correctness over speed.
 		for i := range e.streams {
-			if labelsEqual(e.streams[i].labels, ls) {
+			if e.streams[i].labels.Equal(ls) {
 				return int32(i)
 			}
 		}
@@ -266,21 +266,6 @@ func validString(s string) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
-func labelsEqual(a, b pipeline.Labels) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	if len(a) == 0 || &a[0] == &b[0] {
-		return true
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // labelCache remembers the rendered stream selector of label sets seen
 // before, with the external labels merged in. It belongs to one tenant's
 // sender goroutine, so it needs no lock.
@@ -304,7 +289,7 @@ func newLabelCache(external pipeline.Labels) *labelCache {
 }
 
 func (lc *labelCache) get(h uint64, ls pipeline.Labels) string {
-	if c, ok := lc.m[h]; ok && labelsEqual(c.labels, ls) {
+	if c, ok := lc.m[h]; ok && c.labels.Equal(ls) {
 		return c.str
 	}
 	str := lc.render(ls)
