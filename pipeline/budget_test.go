@@ -55,3 +55,26 @@ func TestBudgetCancelledWaiterLeavesNothingHeld(t *testing.T) {
 		t.Fatalf("oversized acquire: %v, used %d", err, bu.Used())
 	}
 }
+
+// A settled batch gives its entry array back for reuse; a batch built
+// afterwards must never see the old entries.
+func TestSettledEntryArraysComeBackEmpty(t *testing.T) {
+	for round := 0; round < 50; round++ {
+		b := NewBatch(pooledEntries, nil)
+		if len(b.Entries) != 0 {
+			t.Fatalf("new batch starts with %d entries", len(b.Entries))
+		}
+		for _, e := range b.Entries[:cap(b.Entries)] {
+			if e.Line != nil || e.Labels != nil || e.Time != 0 {
+				t.Fatalf("recycled array holds a stale entry: %+v", e)
+			}
+		}
+		for i := 0; i < pooledEntries; i++ {
+			b.Entries = append(b.Entries, Entry{Time: int64(i + 1), Line: []byte("stale"), Labels: Labels{{"a", "b"}}})
+		}
+		b.Settle()
+		if b.Entries != nil {
+			t.Fatal("a settled batch still exposes its entries")
+		}
+	}
+}

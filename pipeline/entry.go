@@ -218,9 +218,32 @@ type Batch struct {
 // NewBatch returns an empty batch whose onSettled runs once, after the last
 // holder settles. onSettled may be nil.
 func NewBatch(capacity int, onSettled func()) *Batch {
-	b := &Batch{Entries: make([]Entry, 0, capacity), onSettled: onSettled}
+	b := &Batch{Entries: getEntries(capacity), onSettled: onSettled}
 	b.refs.Store(1)
 	return b
+}
+
+// Entry arrays are recycled once their batch settles: by then no sink or
+// processor may refer to them (the Batch contract), and reusing them
+// halves what the read path allocates, so the collector runs half as
+// often. Only arrays of the usual batch size are pooled.
+const pooledEntries = 1024
+
+var entryPool = sync.Pool{New: func() any { return make([]Entry, 0, pooledEntries) }}
+
+func getEntries(capacity int) []Entry {
+	if capacity > pooledEntries/2 && capacity <= pooledEntries {
+		return entryPool.Get().([]Entry)[:0]
+	}
+	return make([]Entry, 0, capacity)
+}
+
+func putEntries(es []Entry) {
+	if cap(es) != pooledEntries {
+		return
+	}
+	clear(es[:cap(es)])
+	entryPool.Put(es[:0]) //nolint:staticcheck // a slice header is small; the array is what is reused
 }
 
 // Hold registers one more party that must Settle before the batch is done.
@@ -249,6 +272,9 @@ func (b *Batch) Settle() {
 	for _, o := range attached {
 		o.Settle()
 	}
+	es := b.Entries
+	b.Entries = nil
+	putEntries(es)
 }
 
 // Bytes is the memory the batch accounts for.
