@@ -1,0 +1,364 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vigilhq/vigil/pipeline"
+)
+
+func init() {
+	pipeline.RegisterSource("docker", func(env pipeline.Env, cfg *yaml.Node) (pipeline.Source, error) {
+		s, err := New(env, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+}
+
+// readableDrivers are the log drivers whose logs the Engine API can return.
+var readableDrivers = map[string]bool{"json-file": true, "local": true, "journald": true}
+
+// Source follows the logs of the containers of one Docker Engine.
+type Source struct {
+	name      string
+	cfg       settings
+	log       *slog.Logger
+	positions *pipeline.Positions
+	warn      *pipeline.RateLimitedLogger
+	truncated prometheus.Counter
+
+	mu         sync.Mutex
+	containers map[string]*tracked
+	warned     map[string]bool // containers already warned about (driver)
+
+	refreshes    atomic.Int64 // completed container lists, for tests
+	reconnecting atomic.Bool  // a session failed; log when one works again
+}
+
+// tracked is a container the source knows of. It outlives its followers,
+// so a container that stops and starts again resumes where the last
+// follower stopped, even before that follower's batches settle.
+type tracked struct {
+	id   string
+	ck   *checkpoint
+	meta atomic.Pointer[meta]
+
+	// Guarded by Source.mu.
+	following bool // a follower goroutine is running
+	again     bool // the container started again while its follower ran
+
+	// read is the cursor of the last entry handed to Emit. Only the one
+	// running follower touches it; followers hand over through Source.mu.
+	read int64
+}
+
+// meta is what a container's entries carry. It is replaced on rename.
+type meta struct {
+	tty    bool
+	stdout pipeline.Labels
+	stderr pipeline.Labels
+	tenant string
+}
+
+// New builds a docker source from its config node (without its type key).
+func New(env pipeline.Env, node *yaml.Node) (*Source, error) {
+	var c Config
+	if err := env.Decoder.Decode(node, &c); err != nil {
+		return nil, err
+	}
+	cfg, err := c.resolve(env.Decoder, node)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{
+		name:       env.Name,
+		cfg:        cfg,
+		log:        env.Logger,
+		positions:  env.Positions,
+		containers: map[string]*tracked{},
+		warned:     map[string]bool{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	metrics := env.Metrics
+	if metrics == nil {
+		metrics = pipeline.NewTestMetrics()
+	}
+	if s.positions == nil {
+		s.positions, _ = pipeline.OpenPositions("", false)
+	}
+	s.warn = pipeline.NewRateLimitedLogger(s.log, time.Minute)
+	s.truncated = metrics.Truncated.WithLabelValues(s.name)
+	return s, nil
+}
+
+// Run follows the Engine until ctx ends. A lost connection (the socket is
+// missing, the Engine restarts) is logged and retried; the followers
+// resume from their cursors.
+func (s *Source) Run(ctx context.Context, out pipeline.Output) error {
+	cli, err := client.New(client.WithHost(s.cfg.host))
+	if err != nil {
+		return fmt.Errorf("docker source %s: %w", s.name, err)
+	}
+	defer cli.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	const retry = 2 * time.Second
+	for {
+		listed := s.refreshes.Load()
+		err := s.session(ctx, cli, out, &wg)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if s.refreshes.Load() > listed {
+			s.log.Warn("docker event stream lost; reconnecting", "source", s.name, "host", s.cfg.host, "err", err)
+		} else {
+			s.warn.Warn("session", "docker engine unreachable; retrying",
+				"source", s.name, "host", s.cfg.host, "err", err, "retry_in", retry)
+		}
+		s.reconnecting.Store(true)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(retry):
+		}
+	}
+}
+
+// session subscribes to events, then lists the containers, so nothing that
+// starts between the two is missed; then it follows events until the
+// stream fails.
+func (s *Source) session(ctx context.Context, cli *client.Client, out pipeline.Output, wg *sync.WaitGroup) error {
+	evCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ev := cli.Events(evCtx, client.EventsListOptions{Filters: client.Filters{}.Add("type", "container")})
+	select {
+	case err := <-ev.Err:
+		return fmt.Errorf("subscribing to docker events: %w", err)
+	default:
+	}
+	if err := s.refresh(ctx, cli, out, wg, true); err != nil {
+		return err
+	}
+	if s.reconnecting.Swap(false) {
+		s.log.Info("connected to the docker engine again", "source", s.name, "host", s.cfg.host)
+	}
+	tick := time.NewTicker(s.cfg.refresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-ev.Err:
+			return fmt.Errorf("docker event stream: %w", err)
+		case m := <-ev.Messages:
+			id := m.Actor.ID
+			switch string(m.Action) {
+			case "start":
+				s.start(ctx, cli, out, wg, id, true)
+			case "rename":
+				s.mu.Lock()
+				t := s.containers[id]
+				s.mu.Unlock()
+				if t != nil {
+					if md, _, ok := s.inspect(ctx, cli, id); ok && md != nil {
+						t.meta.Store(md)
+					}
+				}
+			case "destroy":
+				s.mu.Lock()
+				t := s.containers[id]
+				delete(s.containers, id)
+				delete(s.warned, id)
+				s.mu.Unlock()
+				if t != nil {
+					t.ck.remove()
+				} else {
+					s.positions.Remove(cursorKey(id))
+				}
+			}
+		case <-tick.C:
+			if err := s.refresh(ctx, cli, out, wg, false); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// refresh lists the containers and follows the running ones not followed
+// yet. On the first list of a session it also reads stopped containers
+// that have a cursor: they wrote while vigil was down or disconnected.
+func (s *Source) refresh(ctx context.Context, cli *client.Client, out pipeline.Output, wg *sync.WaitGroup, first bool) error {
+	res, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: s.cfg.filters})
+	if err != nil {
+		return fmt.Errorf("listing containers: %w", err)
+	}
+	for _, c := range res.Items {
+		running := c.State == container.StateRunning
+		if !running {
+			if !first {
+				continue
+			}
+			if _, ok := s.positions.Get(cursorKey(c.ID)); !ok {
+				continue
+			}
+		}
+		s.start(ctx, cli, out, wg, c.ID, false)
+	}
+	s.refreshes.Add(1)
+	return nil
+}
+
+// start follows a container unless a follower already runs; a follower
+// that runs is told to read again once its stream ends, since the stream
+// of a container that stopped ends even if it has started again.
+func (s *Source) start(ctx context.Context, cli *client.Client, out pipeline.Output, wg *sync.WaitGroup, id string, fromEvent bool) {
+	s.mu.Lock()
+	t := s.containers[id]
+	if t != nil && t.following {
+		if fromEvent {
+			t.again = true
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+
+	if fromEvent && s.cfg.filters != nil {
+		f := s.cfg.filters.Clone().Add("id", id)
+		res, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		if err != nil || len(res.Items) == 0 {
+			return
+		}
+	}
+	md, driverOK, ok := s.inspect(ctx, cli, id)
+	if !ok || !driverOK || md == nil {
+		return
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t = s.containers[id]; t == nil {
+		t = &tracked{id: id, ck: newCheckpoint(s.positions, id)}
+		s.containers[id] = t
+	}
+	t.meta.Store(md)
+	if t.following {
+		t.again = t.again || fromEvent
+		return
+	}
+	t.following = true
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.follow(ctx, cli, out, t)
+	}()
+}
+
+// inspect reads a container's metadata. driverOK is false for a log
+// driver the API cannot read, warned about once per container; meta is nil
+// when relabeling dropped the container.
+func (s *Source) inspect(ctx context.Context, cli *client.Client, id string) (md *meta, driverOK, ok bool) {
+	res, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Debug("cannot inspect container; it may be gone", "source", s.name, "container", id, "err", err)
+		}
+		return nil, false, false
+	}
+	ins := res.Container
+	var driver string
+	if ins.HostConfig != nil {
+		driver = ins.HostConfig.LogConfig.Type
+	}
+	if !readableDrivers[driver] {
+		s.mu.Lock()
+		first := !s.warned[id]
+		s.warned[id] = true
+		s.mu.Unlock()
+		if first {
+			s.log.Warn("container's log driver cannot be read through the Docker API (only json-file, local and journald); its logs are skipped",
+				"source", s.name, "container", strings.TrimPrefix(ins.Name, "/"), "id", id, "log_driver", driver)
+		}
+		return nil, false, true
+	}
+	return s.buildMeta(ins), true, true
+}
+
+// buildMeta turns an inspected container into its label sets: the
+// __meta_docker_* labels of Prometheus's Docker discovery plus the static
+// labels and a default container label, then relabel_configs, then the
+// __ labels are removed.
+func (s *Source) buildMeta(ins container.InspectResponse) *meta {
+	var cfgLabels map[string]string
+	tty := false
+	if ins.Config != nil {
+		cfgLabels = ins.Config.Labels
+		tty = ins.Config.Tty
+	}
+	m := make(map[string]string, len(s.cfg.labels)+len(cfgLabels)+5)
+	for k, v := range s.cfg.labels {
+		m[k] = v
+	}
+	name := strings.TrimPrefix(ins.Name, "/")
+	m["container"] = name
+	m["__meta_docker_container_id"] = ins.ID
+	m["__meta_docker_container_name"] = ins.Name
+	if ins.HostConfig != nil {
+		m["__meta_docker_container_network_mode"] = string(ins.HostConfig.NetworkMode)
+	}
+	for k, v := range cfgLabels {
+		m["__meta_docker_container_label_"+sanitize(k)] = v
+	}
+	ls, keep := s.cfg.relabel.Apply(pipeline.LabelsFromMap(m))
+	if !keep {
+		s.log.Debug("container dropped by relabel_configs", "source", s.name, "container", name)
+		return nil
+	}
+	out := make(pipeline.Labels, 0, len(ls)+1)
+	for _, l := range ls {
+		if !strings.HasPrefix(l.Name, "__") && l.Value != "" {
+			out = append(out, l)
+		}
+	}
+	md := &meta{
+		tty:    tty,
+		stdout: out.Set("stream", "stdout"),
+		stderr: out.Set("stream", "stderr"),
+		tenant: s.cfg.defaultTenant,
+	}
+	if s.cfg.tenantLabel != "" {
+		if v := cfgLabels[s.cfg.tenantLabel]; v != "" {
+			md.tenant = v
+		}
+	}
+	return md
+}
+
+// sanitize makes a Docker label name a Prometheus label name, as
+// Prometheus's discovery does.
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
