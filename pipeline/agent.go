@@ -103,6 +103,11 @@ func (a *Agent) reload() error {
 		if err := old.Stop(old.cfg.Server.GracefulShutdownTimeout); err != nil {
 			a.Logger.Warn("old config did not drain completely; undelivered entries will be read again", "err", err)
 		}
+		// The new graph read the positions while the old one still ran;
+		// what the old one saved as it stopped is what to resume from.
+		if err := g.positions.Reload(cfg.Positions.IgnoreInvalidYAML); err != nil {
+			a.Logger.Error("re-reading positions; using those read at build", "err", err)
+		}
 	}
 	a.logNotes(cfg)
 	g.Start()

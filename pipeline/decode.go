@@ -81,6 +81,35 @@ func resolve(n *yaml.Node) *yaml.Node {
 	return n
 }
 
+// KeyNode returns the value node of key in the mapping n (documents and
+// aliases resolved), or nil when there is none.
+func KeyNode(n *yaml.Node, key string) *yaml.Node {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// NodeAt returns the value at path inside the mapping n, or the deepest
+// node found on the way, so an error about a value always has a position
+// as close to its cause as there is.
+func NodeAt(n *yaml.Node, path ...string) *yaml.Node {
+	for _, key := range path {
+		v := KeyNode(n, key)
+		if v == nil {
+			return n
+		}
+		n = v
+	}
+	return n
+}
+
 func isNull(n *yaml.Node) bool {
 	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
 }

@@ -253,14 +253,10 @@ func (g *Graph) Config() *Config { return g.cfg }
 // Positions is the graph's checkpoint store.
 func (g *Graph) Positions() *Positions { return g.positions }
 
-// Start runs the sources and the periodic positions sync. Positions are
-// read again first: after a reload, the old graph saved them after Build.
+// Start runs the sources and the periodic positions sync.
 func (g *Graph) Start() {
 	if err := g.reg.activate(); err != nil {
 		g.logger.Error("registering config-defined metrics", "err", err)
-	}
-	if err := g.positions.Reload(g.cfg.Positions.IgnoreInvalidYAML); err != nil {
-		g.logger.Error("re-reading positions; using those read at build", "err", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel

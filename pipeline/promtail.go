@@ -87,27 +87,14 @@ func checkUnsupported(d Decoder, n *yaml.Node, section string) error {
 	return nil
 }
 
-func mappingValue(n *yaml.Node, key string) *yaml.Node {
-	n = resolve(n)
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
-}
-
 func translatePromtail(d Decoder, root *yaml.Node) (*Config, error) {
 	if err := checkUnsupported(d, root, ""); err != nil {
 		return nil, err
 	}
-	if err := checkUnsupported(d, mappingValue(root, "server"), "server"); err != nil {
+	if err := checkUnsupported(d, KeyNode(root, "server"), "server"); err != nil {
 		return nil, err
 	}
-	if sc := resolve(mappingValue(root, "scrape_configs")); sc != nil && sc.Kind == yaml.SequenceNode {
+	if sc := resolve(KeyNode(root, "scrape_configs")); sc != nil && sc.Kind == yaml.SequenceNode {
 		for _, s := range sc.Content {
 			if err := checkUnsupported(d, s, "scrape_configs"); err != nil {
 				return nil, err
@@ -128,9 +115,9 @@ func translatePromtail(d Decoder, root *yaml.Node) (*Config, error) {
 		cfg.Notes = append(cfg.Notes, "server.grpc_listen_port/grpc_listen_address: vigil serves no gRPC; the keys are accepted and have no effect")
 	}
 	if pc.TargetConfig.Stdin {
-		return nil, d.Errorf(mappingValue(mappingValue(root, "target_config"), "stdin"), "target_config.stdin is not supported by vigil yet")
+		return nil, d.Errorf(KeyNode(KeyNode(root, "target_config"), "stdin"), "target_config.stdin is not supported by vigil yet")
 	}
-	if err := pc.LimitsConfig.check(d, mappingValue(root, "limits_config")); err != nil {
+	if err := pc.LimitsConfig.check(d, KeyNode(root, "limits_config")); err != nil {
 		return nil, err
 	}
 
@@ -153,7 +140,7 @@ func translatePromtail(d Decoder, root *yaml.Node) (*Config, error) {
 	// Scrape configs become file sources.
 	var sources []Ref
 	var staged Pipelines
-	scrapeNodes := resolve(mappingValue(root, "scrape_configs"))
+	scrapeNodes := resolve(KeyNode(root, "scrape_configs"))
 	for i, sc := range pc.ScrapeConfigs {
 		at := scrapeNodes.Content[i]
 		if sc.JobName == "" {
@@ -165,7 +152,7 @@ func translatePromtail(d Decoder, root *yaml.Node) (*Config, error) {
 		}
 		name := sc.JobName
 		if _, dup := Components(cfg.Sources).Get(name); dup {
-			return nil, d.Errorf(mappingValue(at, "job_name"), "duplicate job_name %q", name)
+			return nil, d.Errorf(KeyNode(at, "job_name"), "duplicate job_name %q", name)
 		}
 		cfg.Sources = append(cfg.Sources, Component{Name: name, Type: "file", Node: src, At: at, NameAt: at})
 		sources = append(sources, Ref{Name: name, At: at})
@@ -204,13 +191,13 @@ func translatePromtail(d Decoder, root *yaml.Node) (*Config, error) {
 
 func (l promtailLimits) check(d Decoder, n *yaml.Node) error {
 	if l.ReadlineRateEnabled {
-		return d.Errorf(mappingValue(n, "readline_rate_enabled"), "limits_config.readline_rate_enabled is not supported by vigil yet; vigil applies backpressure instead of a read rate limit")
+		return d.Errorf(KeyNode(n, "readline_rate_enabled"), "limits_config.readline_rate_enabled is not supported by vigil yet; vigil applies backpressure instead of a read rate limit")
 	}
 	if l.MaxStreams > 0 {
-		return d.Errorf(mappingValue(n, "max_streams"), "limits_config.max_streams is not supported by vigil yet")
+		return d.Errorf(KeyNode(n, "max_streams"), "limits_config.max_streams is not supported by vigil yet")
 	}
 	if l.MaxLineSize > 0 && !l.MaxLineSizeTruncate {
-		return d.Errorf(mappingValue(n, "max_line_size"), "limits_config.max_line_size without max_line_size_truncate (dropping long lines) is not supported by vigil yet; set max_line_size_truncate: true")
+		return d.Errorf(KeyNode(n, "max_line_size"), "limits_config.max_line_size without max_line_size_truncate (dropping long lines) is not supported by vigil yet; set max_line_size_truncate: true")
 	}
 	return nil
 }
@@ -219,7 +206,7 @@ func (l promtailLimits) check(d Decoder, n *yaml.Node) error {
 func fileSourceNode(d Decoder, sc promtailScrape, at *yaml.Node, pc promtailConfig) (*yaml.Node, error) {
 	var targets []*yaml.Node
 	seen := map[string]bool{}
-	scNodes := resolve(mappingValue(at, "static_configs"))
+	scNodes := resolve(KeyNode(at, "static_configs"))
 	for i, st := range sc.StaticConfigs {
 		stAt := scNodes.Content[i]
 		addrs := st.Targets

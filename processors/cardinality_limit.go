@@ -128,7 +128,7 @@ func newCardinalityLimit(env pipeline.Env, node *yaml.Node) (pipeline.Processor,
 		return nil, err
 	}
 	if cfg.MaxStreams <= 0 {
-		return nil, d.Errorf(nodeFor(node, "max_streams"), "cardinality_limit: max_streams must be a positive number of streams per tenant")
+		return nil, d.Errorf(pipeline.NodeAt(node, "max_streams"), "cardinality_limit: max_streams must be a positive number of streams per tenant")
 	}
 	p := &cardinalityLimit{
 		max:       cfg.MaxStreams,
@@ -144,7 +144,7 @@ func newCardinalityLimit(env pipeline.Env, node *yaml.Node) (pipeline.Processor,
 	}
 	if cfg.ForgetAfter != nil {
 		if *cfg.ForgetAfter <= 0 {
-			return nil, d.Errorf(nodeFor(node, "forget_after"), "cardinality_limit: forget_after must be positive")
+			return nil, d.Errorf(pipeline.NodeAt(node, "forget_after"), "cardinality_limit: forget_after must be positive")
 		}
 		p.forget = *cfg.ForgetAfter
 	}
@@ -157,7 +157,7 @@ func newCardinalityLimit(env pipeline.Env, node *yaml.Node) (pipeline.Processor,
 		p.protected[n] = true
 	}
 	if cfg.Labels != nil {
-		labelsNode := nodeFor(node, "labels")
+		labelsNode := pipeline.NodeAt(node, "labels")
 		seen := map[string]bool{}
 		for i, n := range cfg.Labels {
 			at := labelsNode

@@ -77,7 +77,7 @@ func newCRIStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error) 
 		return nil, err
 	}
 	if cfg.MaxPartialLines < 0 {
-		return nil, env.Decoder.Errorf(keyNode(node, "max_partial_lines"), "cri stage: max_partial_lines must not be negative")
+		return nil, env.Decoder.Errorf(pipeline.KeyNode(node, "max_partial_lines"), "cri stage: max_partial_lines must not be negative")
 	}
 	if cfg.MaxPartialLines == 0 {
 		cfg.MaxPartialLines = 100

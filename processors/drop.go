@@ -122,16 +122,16 @@ func newDrop(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error) {
 		return nil, env.Decoder.Errorf(node, "drop stage needs at least one of source, expression, older_than or longer_than")
 	}
 	if cfg.Value != nil && cfg.Source == nil {
-		return nil, env.Decoder.Errorf(nodeFor(node, "value"), "drop stage: value needs a source to compare with")
+		return nil, env.Decoder.Errorf(pipeline.NodeAt(node, "value"), "drop stage: value needs a source to compare with")
 	}
 	if cfg.Value != nil && cfg.Expression != nil {
-		return nil, env.Decoder.Errorf(nodeFor(node, "expression"), "drop stage: value and expression cannot both be set")
+		return nil, env.Decoder.Errorf(pipeline.NodeAt(node, "expression"), "drop stage: value and expression cannot both be set")
 	}
 	if cfg.Source != nil && len(*cfg.Source) == 0 {
-		return nil, env.Decoder.Errorf(nodeFor(node, "source"), "drop stage: source is an empty list")
+		return nil, env.Decoder.Errorf(pipeline.NodeAt(node, "source"), "drop stage: source is an empty list")
 	}
 	if cfg.OlderThan != nil && *cfg.OlderThan < 0 {
-		return nil, env.Decoder.Errorf(nodeFor(node, "older_than"), "drop stage: older_than must not be negative")
+		return nil, env.Decoder.Errorf(pipeline.NodeAt(node, "older_than"), "drop stage: older_than must not be negative")
 	}
 	s := &dropStage{separator: defaultDropSeparator, value: cfg.Value, longerThan: -1, now: time.Now}
 	if cfg.Source != nil {
@@ -143,7 +143,7 @@ func newDrop(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error) {
 	if cfg.Expression != nil {
 		re, err := regexp.Compile(*cfg.Expression)
 		if err != nil {
-			return nil, env.Decoder.Errorf(nodeFor(node, "expression"), "drop stage: invalid expression %q: %v", *cfg.Expression, err)
+			return nil, env.Decoder.Errorf(pipeline.NodeAt(node, "expression"), "drop stage: invalid expression %q: %v", *cfg.Expression, err)
 		}
 		s.re = re
 	}

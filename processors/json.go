@@ -59,7 +59,7 @@ func newJSONStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error)
 	if err := parserCheckSource(env, node, cfg.Source); err != nil {
 		return nil, err
 	}
-	exprNode := keyNode(node, "expressions")
+	exprNode := pipeline.KeyNode(node, "expressions")
 	if exprNode == nil || exprNode.Kind == yaml.ScalarNode && exprNode.Tag == "!!null" {
 		return nil, env.Decoder.Errorf(node, "json stage: expressions is required")
 	}
@@ -151,7 +151,7 @@ func (j *jsonStage) entry(e *pipeline.Entry) bool {
 // parserCheckSource rejects `source: ""`, which Promtail rejects too.
 func parserCheckSource(env pipeline.Env, node *yaml.Node, source *string) error {
 	if source != nil && *source == "" {
-		at := keyNode(node, "source")
+		at := pipeline.KeyNode(node, "source")
 		if at == nil {
 			at = node
 		}

@@ -32,27 +32,19 @@ func newLabelAllowStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, 
 	return s, nil
 }
 
-func (s *labelAllowStage) Process(b *pipeline.Batch) {
-	for i := range b.Entries {
-		e := &b.Entries[i]
-		if out, ok := s.memo.get(e.Labels, nil); ok {
-			e.Labels = out
-			continue
-		}
-		m := s.memo.put(e.Labels, nil)
-		out := e.Labels
-		if !s.allowsAll(out) {
-			kept := make(pipeline.Labels, 0, len(out))
-			for _, l := range out {
-				if _, ok := s.allow[l.Name]; ok {
-					kept = append(kept, l)
-				}
-			}
-			out = kept
-		}
-		m.out = out
-		e.Labels = out
+func (s *labelAllowStage) Process(b *pipeline.Batch) { s.memo.apply(b, s.derive) }
+
+func (s *labelAllowStage) derive(ls pipeline.Labels) pipeline.Labels {
+	if s.allowsAll(ls) {
+		return ls
 	}
+	kept := make(pipeline.Labels, 0, len(ls))
+	for _, l := range ls {
+		if _, ok := s.allow[l.Name]; ok {
+			kept = append(kept, l)
+		}
+	}
+	return kept
 }
 
 func (s *labelAllowStage) allowsAll(ls pipeline.Labels) bool {

@@ -28,21 +28,13 @@ func newLabelDropStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, e
 	return &labelDropStage{drop: names}, nil
 }
 
-func (s *labelDropStage) Process(b *pipeline.Batch) {
-	for i := range b.Entries {
-		e := &b.Entries[i]
-		if out, ok := s.memo.get(e.Labels, nil); ok {
-			e.Labels = out
-			continue
-		}
-		m := s.memo.put(e.Labels, nil)
-		out := e.Labels
-		for _, name := range s.drop {
-			out = out.Delete(name)
-		}
-		m.out = out
-		e.Labels = out
+func (s *labelDropStage) Process(b *pipeline.Batch) { s.memo.apply(b, s.derive) }
+
+func (s *labelDropStage) derive(out pipeline.Labels) pipeline.Labels {
+	for _, name := range s.drop {
+		out = out.Delete(name)
 	}
+	return out
 }
 
 // decodeLabelNameList reads the list of label names labeldrop and

@@ -209,6 +209,22 @@ func memoHash(base pipeline.Labels, vals []string) uint64 {
 }
 
 // get returns the set derived from base and vals before, if any.
+// apply sets each entry's labels to derive(labels), computing it once per
+// distinct label set: the stages that change labels without reading any
+// value (labeldrop, labelallow, static_labels) share this loop.
+func (c *labelMemo) apply(b *pipeline.Batch, derive func(pipeline.Labels) pipeline.Labels) {
+	for i := range b.Entries {
+		e := &b.Entries[i]
+		if out, ok := c.get(e.Labels, nil); ok {
+			e.Labels = out
+			continue
+		}
+		m := c.put(e.Labels, nil)
+		m.out = derive(e.Labels)
+		e.Labels = m.out
+	}
+}
+
 func (c *labelMemo) get(base pipeline.Labels, vals []string) (pipeline.Labels, bool) {
 	for _, m := range c.recent {
 		if m != nil && m.matches(base, vals) {
@@ -250,7 +266,7 @@ func (c *labelMemo) put(base pipeline.Labels, vals []string) *memoEntry {
 // about one item, or the best node available when it is not there as such
 // (an alias, for one).
 func cfgListItem(node *yaml.Node, key string, i int) *yaml.Node {
-	n := nodeFor(node, key)
+	n := pipeline.NodeAt(node, key)
 	if n != nil && n.Kind == yaml.SequenceNode && i < len(n.Content) {
 		return n.Content[i]
 	}

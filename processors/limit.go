@@ -99,13 +99,13 @@ func newLimit(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error) {
 		return nil, err
 	}
 	if cfg.Rate <= 0 {
-		return nil, env.Decoder.Errorf(nodeFor(node, "rate"), "limit stage needs a rate above 0 (lines per second)")
+		return nil, env.Decoder.Errorf(pipeline.NodeAt(node, "rate"), "limit stage needs a rate above 0 (lines per second)")
 	}
 	if cfg.Burst <= 0 {
-		return nil, env.Decoder.Errorf(nodeFor(node, "burst"), "limit stage needs a burst above 0 (lines)")
+		return nil, env.Decoder.Errorf(pipeline.NodeAt(node, "burst"), "limit stage needs a burst above 0 (lines)")
 	}
 	if cfg.ByLabelName != "" && !cfg.Drop {
-		return nil, env.Decoder.Errorf(nodeFor(node, "by_label_name"), "limit stage: by_label_name needs drop: true")
+		return nil, env.Decoder.Errorf(pipeline.NodeAt(node, "by_label_name"), "limit stage: by_label_name needs drop: true")
 	}
 	logger := env.Logger
 	if logger == nil {

@@ -55,7 +55,7 @@ func newLogfmtStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, erro
 	if err := parserCheckSource(env, node, cfg.Source); err != nil {
 		return nil, err
 	}
-	m := keyNode(node, "mapping")
+	m := pipeline.KeyNode(node, "mapping")
 	if m == nil || m.Kind == yaml.ScalarNode && m.Tag == "!!null" {
 		return nil, env.Decoder.Errorf(node, "logfmt stage: mapping is required")
 	}

@@ -62,17 +62,17 @@ func newMatch(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error) {
 	}
 	d := env.Decoder
 	if cfg.PipelineName != nil && *cfg.PipelineName == "" {
-		return nil, d.Errorf(nodeFor(node, "pipeline_name"), "match stage: pipeline_name may be omitted but not empty")
+		return nil, d.Errorf(pipeline.NodeAt(node, "pipeline_name"), "match stage: pipeline_name may be omitted but not empty")
 	}
 	if cfg.Selector == "" {
-		return nil, d.Errorf(nodeFor(node, "selector"), "match stage needs a selector, such as '{app=\"api\"} |= \"error\"'")
+		return nil, d.Errorf(pipeline.NodeAt(node, "selector"), "match stage needs a selector, such as '{app=\"api\"} |= \"error\"'")
 	}
 	switch cfg.Action {
 	case "":
 		cfg.Action = matchActionKeep
 	case matchActionKeep, matchActionDrop:
 	default:
-		return nil, d.Errorf(nodeFor(node, "action"), "match stage: action must be keep or drop, not %q", cfg.Action)
+		return nil, d.Errorf(pipeline.NodeAt(node, "action"), "match stage: action must be keep or drop, not %q", cfg.Action)
 	}
 	stages, err := pipeline.StageList(d, &cfg.Stages)
 	if err != nil {
@@ -82,11 +82,11 @@ func newMatch(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error) {
 		return nil, d.Errorf(node, "match stage with action keep needs at least one stage in stages")
 	}
 	if cfg.Action == matchActionDrop && len(stages) > 0 {
-		return nil, d.Errorf(nodeFor(node, "stages"), "match stage with action drop cannot have stages")
+		return nil, d.Errorf(pipeline.NodeAt(node, "stages"), "match stage with action drop cannot have stages")
 	}
 	sel, err := parseLogQLSelector(cfg.Selector)
 	if err != nil {
-		return nil, d.Errorf(nodeFor(node, "selector"), "match stage: invalid selector %q: %v", cfg.Selector, err)
+		return nil, d.Errorf(pipeline.NodeAt(node, "selector"), "match stage: invalid selector %q: %v", cfg.Selector, err)
 	}
 	m := &matchStage{sel: sel, drop: cfg.Action == matchActionDrop}
 	if m.drop {

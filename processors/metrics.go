@@ -169,13 +169,13 @@ func newMetricsDef(d pipeline.Decoder, reg prometheus.Registerer, kn, vn *yaml.N
 	case "histogram":
 		kind = metricsHistogram
 	default:
-		return nil, d.Errorf(nodeFor(vn, "type"), "invalid metric type %q, metric type must be one of 'counter', 'gauge', or 'histogram'", strings.ToLower(mc.Type))
+		return nil, d.Errorf(pipeline.NodeAt(vn, "type"), "invalid metric type %q, metric type must be one of 'counter', 'gauge', or 'histogram'", strings.ToLower(mc.Type))
 	}
 	idle := metricsDefaultIdle
 	if mc.MaxIdleDuration != nil {
 		idle = *mc.MaxIdleDuration
 		if idle < time.Second {
-			return nil, d.Errorf(nodeFor(vn, "max_idle_duration"), "max_idle_duration less than 1s not allowed")
+			return nil, d.Errorf(pipeline.NodeAt(vn, "max_idle_duration"), "max_idle_duration less than 1s not allowed")
 		}
 	}
 	prefix := mc.Prefix
@@ -191,7 +191,7 @@ func newMetricsDef(d pipeline.Decoder, reg prometheus.Registerer, kn, vn *yaml.N
 	if cfgNode.Kind == 0 {
 		cfgNode = nil
 	}
-	at := nodeFor(vn, "config")
+	at := pipeline.NodeAt(vn, "config")
 	var buckets []float64
 	switch kind {
 	case metricsCounter:
@@ -201,7 +201,7 @@ func newMetricsDef(d pipeline.Decoder, reg prometheus.Registerer, kn, vn *yaml.N
 		}
 		def.value, def.matchAll, def.countBytes = cc.Value, cc.MatchAll, cc.CountEntryBytes
 		def.action = strings.ToLower(cc.Action)
-		actionAt := nodeFor(cfgNode, "action")
+		actionAt := pipeline.NodeAt(cfgNode, "action")
 		if actionAt == nil {
 			actionAt = at
 		}
@@ -228,7 +228,7 @@ func newMetricsDef(d pipeline.Decoder, reg prometheus.Registerer, kn, vn *yaml.N
 		}
 		def.value = gc.Value
 		def.action = strings.ToLower(gc.Action)
-		actionAt := nodeFor(cfgNode, "action")
+		actionAt := pipeline.NodeAt(cfgNode, "action")
 		if actionAt == nil {
 			actionAt = at
 		}
@@ -247,7 +247,7 @@ func newMetricsDef(d pipeline.Decoder, reg prometheus.Registerer, kn, vn *yaml.N
 		def.value = hc.Value
 		for i := 1; i < len(hc.Buckets); i++ {
 			if hc.Buckets[i] <= hc.Buckets[i-1] {
-				return nil, d.Errorf(nodeFor(cfgNode, "buckets"), "histogram buckets must be in increasing order: %v", hc.Buckets)
+				return nil, d.Errorf(pipeline.NodeAt(cfgNode, "buckets"), "histogram buckets must be in increasing order: %v", hc.Buckets)
 			}
 		}
 		buckets = hc.Buckets

@@ -119,7 +119,7 @@ func newMultiline(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error)
 	}
 	re, err := regexp.Compile(*cfg.FirstLine)
 	if err != nil {
-		return nil, env.Decoder.Errorf(nodeFor(node, "firstline"), "multiline stage: invalid firstline %q: %v", *cfg.FirstLine, err)
+		return nil, env.Decoder.Errorf(pipeline.NodeAt(node, "firstline"), "multiline stage: invalid firstline %q: %v", *cfg.FirstLine, err)
 	}
 	m := &multilineStage{
 		re:       re,
@@ -130,7 +130,7 @@ func newMultiline(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error)
 	}
 	if cfg.MaxWaitTime != nil {
 		if *cfg.MaxWaitTime < 0 {
-			return nil, env.Decoder.Errorf(nodeFor(node, "max_wait_time"), "multiline stage: max_wait_time must not be negative")
+			return nil, env.Decoder.Errorf(pipeline.NodeAt(node, "max_wait_time"), "multiline stage: max_wait_time must not be negative")
 		}
 		m.maxWait = *cfg.MaxWaitTime
 	}

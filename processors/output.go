@@ -34,7 +34,7 @@ func newOutputStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, erro
 		return nil, err
 	}
 	if cfg.Source == "" {
-		return nil, env.Decoder.Errorf(nodeFor(node, "source"), "output stage: source is required")
+		return nil, env.Decoder.Errorf(pipeline.NodeAt(node, "source"), "output stage: source is required")
 	}
 	return &outputStage{source: cfg.Source, missing: counters{env}.stageError("missing_source")}, nil
 }

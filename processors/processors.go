@@ -11,7 +11,6 @@ package processors
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/vigilhq/vigil/pipeline"
 )
@@ -42,37 +41,6 @@ func filter(b *pipeline.Batch, keep func(e *pipeline.Entry) bool) {
 	}
 	clear(b.Entries[len(out):])
 	b.Entries = out
-}
-
-// keyNode returns the value node of key in the mapping n, or nil.
-func keyNode(n *yaml.Node, key string) *yaml.Node {
-	for n != nil && (n.Kind == yaml.DocumentNode || n.Kind == yaml.AliasNode) {
-		if n.Kind == yaml.AliasNode {
-			n = n.Alias
-		} else if len(n.Content) > 0 {
-			n = n.Content[0]
-		} else {
-			return nil
-		}
-	}
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
-}
-
-// nodeFor is keyNode, or n itself when key is absent, so a config error
-// points as close to its cause as there is.
-func nodeFor(n *yaml.Node, key string) *yaml.Node {
-	if v := keyNode(n, key); v != nil {
-		return v
-	}
-	return n
 }
 
 // extractedValue looks name up the way Promtail's stages see their

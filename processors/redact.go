@@ -142,7 +142,7 @@ func newRedact(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error) {
 	if cfg.Classes == nil {
 		p.classes = 1<<redactBuiltins - 1
 	}
-	classesNode := nodeFor(node, "classes")
+	classesNode := pipeline.NodeAt(node, "classes")
 	for i, c := range cfg.Classes {
 		found := false
 		for id, name := range redactClassNames {
@@ -171,7 +171,7 @@ func newRedact(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error) {
 	}
 	for i, pc := range cfg.Patterns {
 		if pc.re == nil {
-			at := nodeFor(node, "patterns")
+			at := pipeline.NodeAt(node, "patterns")
 			if i < len(at.Content) {
 				at = at.Content[i]
 			}

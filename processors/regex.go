@@ -80,7 +80,7 @@ func newRegexStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error
 // compileStageRegex compiles a stage's required expression key, with
 // errors at its position.
 func compileStageRegex(env pipeline.Env, node *yaml.Node, stage, expr string) (*regexMatcher, error) {
-	at := keyNode(node, "expression")
+	at := pipeline.KeyNode(node, "expression")
 	if expr == "" {
 		if at == nil {
 			at = node

@@ -72,7 +72,7 @@ func newReplaceStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, err
 	}
 	tmpl, err := template.New("pipeline_template").Funcs(templateFuncs(&tmplRegexCache{})).Parse(cfg.Replace)
 	if err != nil {
-		at := keyNode(node, "replace")
+		at := pipeline.KeyNode(node, "replace")
 		if at == nil {
 			at = node
 		}

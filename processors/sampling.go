@@ -46,7 +46,7 @@ func newSampling(env pipeline.Env, node *yaml.Node) (pipeline.Processor, error) 
 	}
 	rate := *cfg.Rate
 	if math.IsNaN(rate) || rate < 0 || rate > 1 {
-		return nil, env.Decoder.Errorf(nodeFor(node, "rate"), "sampling stage: rate must be between 0 and 1, not %v", rate)
+		return nil, env.Decoder.Errorf(pipeline.NodeAt(node, "rate"), "sampling stage: rate must be between 0 and 1, not %v", rate)
 	}
 	reason := cfg.DropCounterReason
 	if reason == "" {

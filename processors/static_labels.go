@@ -58,21 +58,14 @@ func newStaticLabelsStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor
 }
 
 func (s *staticLabelsStage) Process(b *pipeline.Batch) {
-	if len(s.labels) == 0 {
-		return
+	if len(s.labels) > 0 {
+		s.memo.apply(b, s.derive)
 	}
-	for i := range b.Entries {
-		e := &b.Entries[i]
-		if out, ok := s.memo.get(e.Labels, nil); ok {
-			e.Labels = out
-			continue
-		}
-		m := s.memo.put(e.Labels, nil)
-		out := e.Labels
-		for _, l := range s.labels {
-			out = out.Set(l.Name, l.Value)
-		}
-		m.out = out
-		e.Labels = out
+}
+
+func (s *staticLabelsStage) derive(out pipeline.Labels) pipeline.Labels {
+	for _, l := range s.labels {
+		out = out.Set(l.Name, l.Value)
 	}
+	return out
 }

@@ -77,17 +77,17 @@ func newTemplateStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, er
 		return nil, err
 	}
 	if cfg.Source == "" {
-		return nil, d.Errorf(nodeFor(node, "source"), "template stage: source is required")
+		return nil, d.Errorf(pipeline.NodeAt(node, "source"), "template stage: source is required")
 	}
 	rc := &tmplRegexCache{}
 	t, err := template.New("pipeline_template").Funcs(templateFuncs(rc)).Parse(cfg.Template)
 	if err != nil {
-		return nil, d.Errorf(nodeFor(node, "template"), "template stage: invalid template: %v", err)
+		return nil, d.Errorf(pipeline.NodeAt(node, "template"), "template stage: invalid template: %v", err)
 	}
 	// Regular expressions written into the template are checked now, so a
 	// bad one is a config error rather than a failure on every entry.
 	if err := checkTemplateRegexps(t.Tree.Root); err != nil {
-		return nil, d.Errorf(nodeFor(node, "template"), "template stage: %v", err)
+		return nil, d.Errorf(pipeline.NodeAt(node, "template"), "template stage: %v", err)
 	}
 	return &templateStage{
 		source: cfg.Source,

@@ -68,16 +68,16 @@ func newTimestampStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, e
 		return nil, err
 	}
 	if cfg.Source == "" {
-		return nil, d.Errorf(nodeFor(node, "source"), "timestamp stage: source is required")
+		return nil, d.Errorf(pipeline.NodeAt(node, "source"), "timestamp stage: source is required")
 	}
 	if cfg.Format == "" {
-		return nil, d.Errorf(nodeFor(node, "format"), "timestamp stage: format is required")
+		return nil, d.Errorf(pipeline.NodeAt(node, "format"), "timestamp stage: format is required")
 	}
 	var loc *time.Location
 	if cfg.Location != nil {
 		l, err := time.LoadLocation(*cfg.Location)
 		if err != nil {
-			return nil, d.Errorf(nodeFor(node, "location"), "timestamp stage: invalid location %q: %v", *cfg.Location, err)
+			return nil, d.Errorf(pipeline.NodeAt(node, "location"), "timestamp stage: invalid location %q: %v", *cfg.Location, err)
 		}
 		loc = l
 	}
@@ -94,12 +94,12 @@ func newTimestampStage(env pipeline.Env, node *yaml.Node) (pipeline.Processor, e
 		case "skip":
 			s.fudge = false
 		default:
-			return nil, d.Errorf(nodeFor(node, "action_on_failure"), "timestamp stage: invalid action_on_failure %q (valid: fudge, skip)", *cfg.ActionOnFailure)
+			return nil, d.Errorf(pipeline.NodeAt(node, "action_on_failure"), "timestamp stage: invalid action_on_failure %q (valid: fudge, skip)", *cfg.ActionOnFailure)
 		}
 	}
 	f, err := newTSFormat(cfg.Format, loc)
 	if err != nil {
-		return nil, d.Errorf(nodeFor(node, "format"), "timestamp stage: %v", err)
+		return nil, d.Errorf(pipeline.NodeAt(node, "format"), "timestamp stage: %v", err)
 	}
 	s.formats = append(s.formats, f)
 	for i, ff := range cfg.FallbackFormats {

@@ -135,7 +135,7 @@ func (c *Config) DecodeNode(d pipeline.Decoder, n *yaml.Node) error {
 	if err := d.Decode(n, (*plain)(c)); err != nil {
 		return err
 	}
-	at := func(path ...string) *yaml.Node { return valueNode(n, path...) }
+	at := func(path ...string) *yaml.Node { return pipeline.NodeAt(n, path...) }
 	switch {
 	case c.URL.URL == nil:
 		return d.Errorf(n, "missing required key \"url\"")
@@ -186,27 +186,6 @@ func (c *Config) DecodeNode(d pipeline.Decoder, n *yaml.Node) error {
 		}
 	}
 	return nil
-}
-
-// valueNode returns the value at path inside mapping n, or the deepest
-// mapping found on the way, so an error always has a position.
-func valueNode(n *yaml.Node, path ...string) *yaml.Node {
-	for _, key := range path {
-		if n.Kind != yaml.MappingNode {
-			return n
-		}
-		found := false
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				n, found = n.Content[i+1], true
-				break
-			}
-		}
-		if !found {
-			return n
-		}
-	}
-	return n
 }
 
 // keyNode returns the key node named key in mapping n, or n.

@@ -84,22 +84,22 @@ func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) 
 		err = fmt.Errorf("scheme %q is not one of unix, tcp, http, https", u.Scheme)
 	}
 	if err != nil {
-		return s, d.Errorf(valueNode(node, "host"), "invalid docker host %q: %v", s.host, err)
+		return s, d.Errorf(pipeline.NodeAt(node, "host"), "invalid docker host %q: %v", s.host, err)
 	}
 	if s.refresh < 0 {
-		return s, d.Errorf(valueNode(node, "refresh_interval"), "refresh_interval must not be negative")
+		return s, d.Errorf(pipeline.NodeAt(node, "refresh_interval"), "refresh_interval must not be negative")
 	}
 	if s.refresh == 0 {
 		s.refresh = DefaultRefreshInterval
 	}
 	for name := range s.labels {
 		if !labelNameRE.MatchString(name) || strings.HasPrefix(name, "__") {
-			return s, d.Errorf(valueNode(node, "labels"), "invalid label name %q", name)
+			return s, d.Errorf(pipeline.NodeAt(node, "labels"), "invalid label name %q", name)
 		}
 	}
 	if len(c.Filters) > 0 {
 		s.filters = client.Filters{}
-		fn := valueNode(node, "filters")
+		fn := pipeline.NodeAt(node, "filters")
 		for i, f := range c.Filters {
 			at := fn
 			if fn != nil && fn.Kind == yaml.SequenceNode && i < len(fn.Content) {
@@ -112,17 +112,4 @@ func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) 
 		}
 	}
 	return s, nil
-}
-
-// valueNode returns the value node of key in mapping n, or n itself, so an
-// error points as close to the problem as it can.
-func valueNode(n *yaml.Node, key string) *yaml.Node {
-	if n != nil && n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i+1]
-			}
-		}
-	}
-	return n
 }

@@ -177,7 +177,7 @@ func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) 
 		{"batch_bytes", int64(c.BatchBytes) > 1<<30},
 	} {
 		if chk.bad {
-			return s, d.Errorf(valueNode(node, chk.key), "%s is out of range", chk.key)
+			return s, d.Errorf(pipeline.NodeAt(node, chk.key), "%s is out of range", chk.key)
 		}
 	}
 	if s.syncPeriod == 0 {
@@ -228,19 +228,6 @@ func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) 
 		return s, d.Errorf(node, "file source needs at least one include pattern (include, or targets with include)")
 	}
 	return s, nil
-}
-
-// valueNode returns the value node of key in mapping n, or n itself, so an
-// error points as close to the problem as it can.
-func valueNode(n *yaml.Node, key string) *yaml.Node {
-	if n != nil && n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i+1]
-			}
-		}
-	}
-	return n
 }
 
 func (s settings) String() string {
