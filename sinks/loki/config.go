@@ -1,19 +1,13 @@
 package loki
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
-	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/internal/httpclient"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -36,7 +30,7 @@ type Config struct {
 	// Name only labels this client in vigil's logs; Promtail used it for
 	// the WAL directory and the stream-lag metric.
 	Name string `yaml:"name"`
-	URL  URL    `yaml:"url"`
+	URL  httpclient.URL `yaml:"url"`
 	// TenantID is the tenant of entries that carry none of their own.
 	TenantID  string        `yaml:"tenant_id"`
 	BatchWait time.Duration `yaml:"batchwait"`
@@ -45,11 +39,9 @@ type Config struct {
 
 	BackoffConfig BackoffConfig `yaml:"backoff_config"`
 
-	BasicAuth       *BasicAuth `yaml:"basic_auth"`
-	BearerToken     string     `yaml:"bearer_token"`
-	BearerTokenFile string     `yaml:"bearer_token_file"`
-	TLSConfig       TLSConfig  `yaml:"tls_config"`
-	ProxyURL        URL        `yaml:"proxy_url"`
+	// HTTP is Prometheus' client block: basic_auth, authorization,
+	// bearer_token(_file), tls_config, proxy_url.
+	HTTP httpclient.Config `yaml:",inline"`
 
 	Headers        map[string]string `yaml:"headers"`
 	ExternalLabels map[string]string `yaml:"external_labels"`
@@ -68,54 +60,6 @@ type BackoffConfig struct {
 	// being undeliverable, and once the pipeline's byte budget is full the
 	// sources stop reading until Loki accepts again.
 	MaxRetries int `yaml:"max_retries"`
-}
-
-// BasicAuth is Prometheus' basic_auth block, without the *_ref and
-// username_file variants.
-type BasicAuth struct {
-	Username     string `yaml:"username"`
-	Password     string `yaml:"password"`
-	PasswordFile string `yaml:"password_file"`
-}
-
-// TLSConfig is the file-based subset of Prometheus' tls_config.
-type TLSConfig struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-}
-
-// URL is an http(s) URL that reports a bad value at its position.
-type URL struct {
-	*url.URL
-}
-
-// DecodeNode implements pipeline.NodeDecoder.
-func (u *URL) DecodeNode(d pipeline.Decoder, n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return d.Errorf(n, "expected a URL")
-	}
-	p, err := url.Parse(n.Value)
-	if err != nil {
-		return d.Errorf(n, "invalid URL %q: %v", n.Value, unwrapURLError(err))
-	}
-	if p.Scheme != "http" && p.Scheme != "https" {
-		return d.Errorf(n, "invalid URL %q: scheme must be http or https", n.Value)
-	}
-	if p.Host == "" {
-		return d.Errorf(n, "invalid URL %q: no host", n.Value)
-	}
-	u.URL = p
-	return nil
-}
-
-func unwrapURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
-	}
-	return err
 }
 
 // DecodeNode implements pipeline.NodeDecoder: Promtail's defaults first,
@@ -153,24 +97,8 @@ func (c *Config) DecodeNode(d pipeline.Decoder, n *yaml.Node) error {
 	case c.BackoffConfig.MaxRetries < 0:
 		return d.Errorf(at("backoff_config", "max_retries"), "max_retries must not be negative (0 retries forever)")
 	}
-	if c.BasicAuth != nil && (c.BearerToken != "" || c.BearerTokenFile != "") {
-		return d.Errorf(at("basic_auth"), "at most one of basic_auth, bearer_token and bearer_token_file may be set")
-	}
-	if c.BearerToken != "" && c.BearerTokenFile != "" {
-		return d.Errorf(at("bearer_token_file"), "at most one of bearer_token and bearer_token_file may be set")
-	}
-	// Read the secrets now so a missing file is a config error with a
-	// position, not a stream of failed pushes later.
-	if c.BasicAuth != nil {
-		if _, err := pipeline.ReadSecret(c.BasicAuth.Password, c.BasicAuth.PasswordFile); err != nil {
-			return d.Errorf(at("basic_auth"), "basic_auth password: %v", err)
-		}
-	}
-	if _, err := pipeline.ReadSecret(c.BearerToken, c.BearerTokenFile); err != nil {
-		return d.Errorf(at("bearer_token_file"), "bearer token: %v", err)
-	}
-	if _, err := c.TLSConfig.build(); err != nil {
-		return d.Errorf(at("tls_config"), "%v", err)
+	if err := c.HTTP.Validate(d, n); err != nil {
+		return err
 	}
 	for k, v := range c.Headers {
 		if !validHeaderName(k) {
@@ -228,70 +156,12 @@ func validLabelName(s string) bool {
 	return true
 }
 
-// build returns the client TLS config, or nil when nothing is configured.
-func (t TLSConfig) build() (*tls.Config, error) {
-	if t == (TLSConfig{}) {
-		return nil, nil
-	}
-	cfg := &tls.Config{
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // the user asked for it
-		MinVersion:         tls.VersionTLS12,
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificate found", t.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return nil, fmt.Errorf("cert_file and key_file must be set together")
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate: %w", err)
-		}
-		// Reload on each handshake (rare with keep-alive) so a rotated
-		// certificate is picked up without a restart, as Prometheus does.
-		var mu sync.Mutex
-		last := &cert
-		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			if c, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err == nil {
-				last = &c
-			}
-			return last, nil
-		}
-	}
-	return cfg, nil
-}
-
 // newHTTPClient builds the transport. HTTP/2 stays off as in Promtail:
 // pushes are large and one connection per tenant sender is what we want.
 func (c *Config) newHTTPClient() (*http.Client, error) {
-	tlsCfg, err := c.TLSConfig.build()
+	tr, err := c.HTTP.Transport(false)
 	if err != nil {
 		return nil, err
-	}
-	tr := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tlsCfg,
-		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   100, // one sender per tenant, each keeps its connection
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ForceAttemptHTTP2:     false,
-	}
-	if c.ProxyURL.URL != nil {
-		tr.Proxy = http.ProxyURL(c.ProxyURL.URL)
 	}
 	return &http.Client{Transport: tr}, nil
 }

@@ -73,9 +73,9 @@ drop_rate_limited_batches: true
 		t.Fatal(err)
 	}
 	if c.TenantID != "rentguy" || c.BatchWait != 2*time.Second || c.BatchSize != 524288 || c.Timeout != time.Minute ||
-		c.BackoffConfig.MaxRetries != 0 || c.BasicAuth.PasswordFile != pw || c.ProxyURL.Host != "proxy:3128" ||
+		c.BackoffConfig.MaxRetries != 0 || c.HTTP.BasicAuth.PasswordFile != pw || c.HTTP.ProxyURL.Host != "proxy:3128" ||
 		c.Headers["CF-Access-Client-Id"] != "abc" || c.ExternalLabels["host"] != "vps1" || !c.DropRateLimitedBatches ||
-		c.TLSConfig.ServerName != "logs.example.com" {
+		c.HTTP.TLSConfig.ServerName != "logs.example.com" {
 		t.Errorf("decoded %+v", c)
 	}
 }
@@ -90,7 +90,7 @@ func TestConfigErrors(t *testing.T) {
 		{"url without host", "url: http:///push\n", "test.yaml:1:6: invalid URL"},
 		{"missing url", "tenant_id: a\n", `test.yaml:1:1: missing required key "url"`},
 		{"oauth2 unsupported", "url: http://l\noauth2:\n  client_id: x\n", `test.yaml:2:1: unknown key "oauth2"`},
-		{"authorization unsupported", "url: http://l\nauthorization: {credentials: x}\n", `test.yaml:2:1: unknown key "authorization"`},
+		{"authorization of type Basic", "url: http://l\nauthorization: {type: Basic, credentials: x}\n", `test.yaml:2:23: authorization type Basic is not allowed`},
 		{"unknown nested key", "url: http://l\nbackoff_config:\n  min_backoff: 1s\n", `test.yaml:3:3: unknown key "min_backoff"`},
 		{"bad proxy url", "url: http://l\nproxy_url: \"::\"\n", "test.yaml:2:12: invalid URL"},
 		{"bad duration", "url: http://l\nbatchwait: soon\n", "test.yaml:2:12: invalid duration"},

@@ -21,6 +21,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/internal/httpclient"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -46,8 +47,7 @@ type Sink struct {
 	metrics   *pipeline.Metrics
 	logger    *slog.Logger
 	drops     *pipeline.RateLimitedLogger
-	password  *secret // basic_auth
-	bearer    *secret
+	auth      *httpclient.Auth
 
 	// abort ends retries and in-flight requests when Close's ctx ends.
 	abortCtx context.Context
@@ -122,12 +122,7 @@ func newSink(env pipeline.Env, cfg Config) (*Sink, error) {
 		}
 		s.headers.Set(k, v)
 	}
-	if cfg.BasicAuth != nil {
-		s.password = newSecret(cfg.BasicAuth.Password, cfg.BasicAuth.PasswordFile)
-	}
-	if cfg.BearerToken != "" || cfg.BearerTokenFile != "" {
-		s.bearer = newSecret(cfg.BearerToken, cfg.BearerTokenFile)
-	}
+	s.auth = httpclient.NewAuth(&s.cfg.HTTP, httpclient.WarnFunc(s.drops))
 	s.abortCtx, s.abort = context.WithCancel(context.Background())
 	s.metrics.EncodedBytes.WithLabelValues(s.host).Add(0)
 	s.metrics.SentBytes.WithLabelValues(s.host).Add(0)

@@ -4,17 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/vigilhq/vigil/pipeline"
 )
 
 // Drop reasons, as Promtail labels promtail_dropped_entries_total.
@@ -201,12 +198,8 @@ func (s *Sink) requestHeaders(tenant string) http.Header {
 		h.Set("X-Scope-OrgID", tenant)
 	}
 	if h.Get("Authorization") == "" {
-		switch {
-		case s.cfg.BasicAuth != nil:
-			cred := s.cfg.BasicAuth.Username + ":" + s.password.get(s)
-			h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred)))
-		case s.bearer != nil:
-			h.Set("Authorization", "Bearer "+s.bearer.get(s))
+		if a := s.auth.Header(); a != "" {
+			h.Set("Authorization", a)
 		}
 	}
 	return h
@@ -232,32 +225,3 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// secret is a credential that may live in a file. The file is read again
-// for every request, as Prometheus does, so a rotated token is used
-// without a restart; when it cannot be read the last good value is used.
-type secret struct {
-	value, file string
-
-	mu   sync.Mutex
-	last string
-}
-
-func newSecret(value, file string) *secret {
-	v, _ := pipeline.ReadSecret(value, file) // checked when the config was decoded
-	return &secret{value: value, file: file, last: v}
-}
-
-func (c *secret) get(s *Sink) string {
-	if c.file == "" {
-		return c.value
-	}
-	v, err := pipeline.ReadSecret("", c.file)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err != nil {
-		s.drops.Warn("secret:"+c.file, "cannot read secret file; using its last value", "file", c.file, "error", err)
-		return c.last
-	}
-	c.last = v
-	return v
-}
