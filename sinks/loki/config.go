@@ -29,7 +29,7 @@ const (
 type Config struct {
 	// Name only labels this client in vigil's logs; Promtail used it for
 	// the WAL directory and the stream-lag metric.
-	Name string `yaml:"name"`
+	Name string         `yaml:"name"`
 	URL  httpclient.URL `yaml:"url"`
 	// TenantID is the tenant of entries that carry none of their own.
 	TenantID  string        `yaml:"tenant_id"`
