@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/client"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/internal/httpclient"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -39,6 +40,23 @@ type Config struct {
 	// TenantLabel names the container label whose value is the tenant.
 	TenantLabel   string `yaml:"tenant_label"`
 	DefaultTenant string `yaml:"default_tenant"`
+	// DefaultLabels are the labels vigil adds before relabeling: container
+	// (the name without its slash) and stream (stdout or stderr). The
+	// Promtail translation sets none, as Promtail adds none.
+	DefaultLabels *[]string `yaml:"default_labels"`
+
+	// Port and HostNetworkingHost make __address__ as Prometheus's Docker
+	// discovery does, for relabel rules that use it.
+	Port               int    `yaml:"port"`
+	HostNetworkingHost string `yaml:"host_networking_host"`
+	// MatchFirstNetwork is accepted for Promtail configs; vigil always
+	// takes a container's first network by name, as Promtail ends up doing.
+	MatchFirstNetwork *bool `yaml:"match_first_network"`
+
+	// HTTP is the client block for tcp://, http:// and https:// hosts:
+	// tls_config, basic_auth, authorization, bearer_token(_file),
+	// proxy_url. A tcp:// host with a tls_config is spoken to over TLS.
+	HTTP httpclient.Config `yaml:",inline"`
 }
 
 // Filter is one Engine API container list filter, as in docker_sd_configs.
@@ -61,6 +79,11 @@ type settings struct {
 	batchLines    int
 	batchBytes    int
 	batchWait     time.Duration
+
+	containerLabel, streamLabel bool
+	port                        int
+	hostNetworkingHost          string
+	http                        httpclient.Config
 }
 
 func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) {
@@ -75,6 +98,37 @@ func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) 
 		batchLines:    DefaultBatchLines,
 		batchBytes:    DefaultBatchBytes,
 		batchWait:     DefaultBatchWait,
+
+		containerLabel:     true,
+		streamLabel:        true,
+		port:               80,
+		hostNetworkingHost: "localhost",
+		http:               c.HTTP,
+	}
+	if c.DefaultLabels != nil {
+		s.containerLabel, s.streamLabel = false, false
+		for i, l := range *c.DefaultLabels {
+			switch l {
+			case "container":
+				s.containerLabel = true
+			case "stream":
+				s.streamLabel = true
+			default:
+				return s, d.Errorf(pipeline.NodeAt(node, "default_labels").Content[i], "unknown default label %q: the default labels are container and stream", l)
+			}
+		}
+	}
+	if c.Port != 0 {
+		if c.Port < 0 || c.Port > 65535 {
+			return s, d.Errorf(pipeline.NodeAt(node, "port"), "port %d is out of range", c.Port)
+		}
+		s.port = c.Port
+	}
+	if c.HostNetworkingHost != "" {
+		s.hostNetworkingHost = c.HostNetworkingHost
+	}
+	if err := c.HTTP.Validate(d, node); err != nil {
+		return s, err
 	}
 	if s.host == "" {
 		s.host = DefaultHost
@@ -85,6 +139,9 @@ func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) 
 	}
 	if err != nil {
 		return s, d.Errorf(pipeline.NodeAt(node, "host"), "invalid docker host %q: %v", s.host, err)
+	}
+	if u.Scheme == "unix" && (c.HTTP != httpclient.Config{}) {
+		return s, d.Errorf(pipeline.NodeAt(node, "host"), "TLS, auth and proxy settings apply to tcp://, http:// and https:// hosts, not to a unix socket")
 	}
 	if s.refresh < 0 {
 		return s, d.Errorf(pipeline.NodeAt(node, "refresh_interval"), "refresh_interval must not be negative")

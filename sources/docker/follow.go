@@ -167,11 +167,9 @@ func (s *Source) batch(ctx context.Context, out pipeline.Output, t *tracked, lin
 			wait = timer.C
 		}
 		md := t.meta.Load()
-		ls := md.stdout
-		if l.stream == streamStderr {
-			ls = md.stderr
+		if ls, keep := md.labelsFor(l.stream); keep {
+			b.Entries = append(b.Entries, pipeline.Entry{Time: l.time, Line: l.data, Labels: ls, Tenant: md.tenant})
 		}
-		b.Entries = append(b.Entries, pipeline.Entry{Time: l.time, Line: l.data, Labels: ls, Tenant: md.tenant})
 		size += len(l.data)
 		cursor = max(cursor, l.cursor)
 		if len(b.Entries) >= s.cfg.batchLines || size >= s.cfg.batchBytes {

@@ -215,6 +215,11 @@ func TestConfigErrors(t *testing.T) {
 		{"labels: {__x: y}\n", "invalid label name"},
 		{"hots: x\n", "test.yaml:1:1"},
 		{"relabel_configs:\n  - regex: '('\n", "test.yaml:2:12: invalid regex"},
+		{"default_labels: [container, image]\n", "test.yaml:1:29: unknown default label \"image\""},
+		{"port: 70000\n", "test.yaml:1:7: port 70000 is out of range"},
+		{"tls_config: {insecure_skip_verify: true}\n", "test.yaml:1:1: TLS, auth and proxy settings apply to tcp://"},
+		{"host: tcp://d:2376\ntls_config: {ca_file: /nonexistent}\n", "test.yaml:2:13: ca_file"},
+		{"host: tcp://d:2376\nbasic_auth: {username: u}\nbearer_token: t\n", "test.yaml:3:15: at most one of"},
 	}
 	for _, tc := range tests {
 		var doc yaml.Node

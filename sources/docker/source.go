@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/internal/httpclient"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -42,6 +44,7 @@ type Source struct {
 	mu         sync.Mutex
 	containers map[string]*tracked
 	warned     map[string]bool // containers already warned about (driver)
+	networks   networks
 
 	refreshes    atomic.Int64 // completed container lists, for tests
 	reconnecting atomic.Bool  // a session failed; log when one works again
@@ -62,14 +65,6 @@ type tracked struct {
 	// read is the cursor of the last entry handed to Emit. Only the one
 	// running follower touches it; followers hand over through Source.mu.
 	read int64
-}
-
-// meta is what a container's entries carry. It is replaced on rename.
-type meta struct {
-	tty    bool
-	stdout pipeline.Labels
-	stderr pipeline.Labels
-	tenant string
 }
 
 // New builds a docker source from its config node (without its type key).
@@ -109,7 +104,11 @@ func New(env pipeline.Env, node *yaml.Node) (*Source, error) {
 // missing, the Engine restarts) is logged and retried; the followers
 // resume from their cursors.
 func (s *Source) Run(ctx context.Context, out pipeline.Output) error {
-	cli, err := client.New(client.WithHost(s.cfg.host))
+	opts, err := s.clientOptions()
+	if err != nil {
+		return fmt.Errorf("docker source %s: %w", s.name, err)
+	}
+	cli, err := client.New(opts...)
 	if err != nil {
 		return fmt.Errorf("docker source %s: %w", s.name, err)
 	}
@@ -139,6 +138,28 @@ func (s *Source) Run(ctx context.Context, out pipeline.Output) error {
 		case <-time.After(retry):
 		}
 	}
+}
+
+// clientOptions connects to the host. A tcp://, http:// or https:// host
+// gets the configured TLS, auth and proxy, as Prometheus's Docker
+// discovery does; a unix socket needs none.
+func (s *Source) clientOptions() ([]client.Opt, error) {
+	opts := []client.Opt{client.WithHost(s.cfg.host), client.WithAPIVersionNegotiation()}
+	u, err := client.ParseHostURL(s.cfg.host)
+	if err != nil || u.Scheme == "unix" {
+		return opts, err
+	}
+	tr, err := s.cfg.http.Transport(false)
+	if err != nil {
+		return nil, err
+	}
+	scheme := "http"
+	if u.Scheme == "https" || tr.TLSClientConfig != nil {
+		scheme = "https"
+	}
+	auth := httpclient.NewAuth(&s.cfg.http, httpclient.WarnFunc(s.warn))
+	hc := &http.Client{Transport: auth.RoundTripper(tr)}
+	return append(opts, client.WithHTTPClient(hc), client.WithScheme(scheme)), nil
 }
 
 // session subscribes to events, then lists the containers, so nothing that
@@ -208,6 +229,9 @@ func (s *Source) refresh(ctx context.Context, cli *client.Client, out pipeline.O
 	res, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: s.cfg.filters})
 	if err != nil {
 		return fmt.Errorf("listing containers: %w", err)
+	}
+	if err := s.networks.refresh(ctx, cli); err != nil {
+		return fmt.Errorf("listing networks: %w", err)
 	}
 	for _, c := range res.Items {
 		running := c.State == container.StateRunning
@@ -298,57 +322,7 @@ func (s *Source) inspect(ctx context.Context, cli *client.Client, id string) (md
 		}
 		return nil, false, true
 	}
-	return s.buildMeta(ins), true, true
-}
-
-// buildMeta turns an inspected container into its label sets: the
-// __meta_docker_* labels of Prometheus's Docker discovery plus the static
-// labels and a default container label, then relabel_configs, then the
-// __ labels are removed.
-func (s *Source) buildMeta(ins container.InspectResponse) *meta {
-	var cfgLabels map[string]string
-	tty := false
-	if ins.Config != nil {
-		cfgLabels = ins.Config.Labels
-		tty = ins.Config.Tty
-	}
-	m := make(map[string]string, len(s.cfg.labels)+len(cfgLabels)+5)
-	for k, v := range s.cfg.labels {
-		m[k] = v
-	}
-	name := strings.TrimPrefix(ins.Name, "/")
-	m["container"] = name
-	m["__meta_docker_container_id"] = ins.ID
-	m["__meta_docker_container_name"] = ins.Name
-	if ins.HostConfig != nil {
-		m["__meta_docker_container_network_mode"] = string(ins.HostConfig.NetworkMode)
-	}
-	for k, v := range cfgLabels {
-		m["__meta_docker_container_label_"+sanitize(k)] = v
-	}
-	ls, keep := s.cfg.relabel.Apply(pipeline.LabelsFromMap(m))
-	if !keep {
-		s.log.Debug("container dropped by relabel_configs", "source", s.name, "container", name)
-		return nil
-	}
-	out := make(pipeline.Labels, 0, len(ls)+1)
-	for _, l := range ls {
-		if !strings.HasPrefix(l.Name, "__") && l.Value != "" {
-			out = append(out, l)
-		}
-	}
-	md := &meta{
-		tty:    tty,
-		stdout: out.Set("stream", "stdout"),
-		stderr: out.Set("stream", "stderr"),
-		tenant: s.cfg.defaultTenant,
-	}
-	if s.cfg.tenantLabel != "" {
-		if v := cfgLabels[s.cfg.tenantLabel]; v != "" {
-			md.tenant = v
-		}
-	}
-	return md
+	return s.buildMeta(ctx, cli, ins), true, true
 }
 
 // sanitize makes a Docker label name a Prometheus label name, as
