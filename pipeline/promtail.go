@@ -17,6 +17,10 @@ import (
 //     on its labels (with __path__, __path_exclude__ and __address__), as
 //     Promtail runs them on discovered targets; labels starting with __ are
 //     then removed and every entry gets filename=<path>.
+//   - each docker_sd_config becomes a docker source, taking the block
+//     unchanged plus the job's relabel_configs, with no default labels:
+//     Promtail adds none, and its relabel rules see the same __meta_docker_*
+//     labels, including __meta_docker_container_log_stream.
 //   - each client becomes a loki sink, taking the client block unchanged.
 //   - one pipeline sends every source to every sink, as Promtail sends
 //     every entry to every client.
@@ -40,6 +44,7 @@ type promtailConfig struct {
 type promtailScrape struct {
 	JobName        string           `yaml:"job_name"`
 	StaticConfigs  []promtailStatic `yaml:"static_configs"`
+	DockerSD       []yaml.Node      `yaml:"docker_sd_configs"`
 	RelabelConfigs RelabelConfigs   `yaml:"relabel_configs"`
 	PipelineStages yaml.Node        `yaml:"pipeline_stages"`
 }
@@ -63,7 +68,7 @@ type promtailLimits struct {
 var promtailUnsupported = map[string][]string{
 	"": {"options", "tracing", "global", "wal"},
 	"scrape_configs": {"journal", "syslog", "gcplog", "gelf", "windows_events", "kafka", "azure_event_hubs",
-		"loki_push_api", "heroku_drain", "cloudflare", "docker_sd_configs", "kubernetes_sd_configs",
+		"loki_push_api", "heroku_drain", "cloudflare", "kubernetes_sd_configs",
 		"consul_sd_configs", "consulagent_sd_configs", "file_sd_configs", "dns_sd_configs", "ec2_sd_configs",
 		"decompression", "encoding", "push"},
 	"server": {"http_path_prefix", "http_tls_config", "grpc_tls_config", "health_check_target", "profiling_enabled"},
@@ -146,16 +151,23 @@ func translatePromtail(d Decoder, root *yaml.Node) (*Config, error) {
 		if sc.JobName == "" {
 			return nil, d.Errorf(at, "scrape_configs[%d] has no job_name", i)
 		}
-		src, err := fileSourceNode(d, sc, at, pc)
-		if err != nil {
-			return nil, err
-		}
 		name := sc.JobName
 		if _, dup := Components(cfg.Sources).Get(name); dup {
 			return nil, d.Errorf(KeyNode(at, "job_name"), "duplicate job_name %q", name)
 		}
-		cfg.Sources = append(cfg.Sources, Component{Name: name, Type: "file", Node: src, At: at, NameAt: at})
-		sources = append(sources, Ref{Name: name, At: at})
+		jobSources, err := scrapeSources(d, sc, at, pc)
+		if err != nil {
+			return nil, err
+		}
+		var refs []Ref
+		for _, c := range jobSources {
+			if _, dup := Components(cfg.Sources).Get(c.Name); dup {
+				return nil, d.Errorf(KeyNode(at, "job_name"), "job_name %q collides with the source %q of another job", name, c.Name)
+			}
+			cfg.Sources = append(cfg.Sources, c)
+			refs = append(refs, Ref{Name: c.Name, At: at})
+		}
+		sources = append(sources, refs...)
 		// A scrape config's pipeline_stages become its own pipeline's
 		// processors, under the same names and keys.
 		stages, err := StageList(d, &sc.PipelineStages)
@@ -169,8 +181,8 @@ func translatePromtail(d Decoder, root *yaml.Node) (*Config, error) {
 			procs = append(procs, Ref{Name: pname, At: st.At})
 		}
 		if len(procs) > 0 {
-			staged = append(staged, PipelineConfig{Name: name, Sources: []Ref{{Name: name, At: at}}, Processors: procs, At: at})
-			sources = sources[:len(sources)-1]
+			staged = append(staged, PipelineConfig{Name: name, Sources: refs, Processors: procs, At: at})
+			sources = sources[:len(sources)-len(refs)]
 		}
 	}
 	if (len(sources) > 0 || len(staged) > 0) && len(sinks) == 0 {
@@ -200,6 +212,47 @@ func (l promtailLimits) check(d Decoder, n *yaml.Node) error {
 		return d.Errorf(KeyNode(n, "max_line_size"), "limits_config.max_line_size without max_line_size_truncate (dropping long lines) is not supported by vigil yet; set max_line_size_truncate: true")
 	}
 	return nil
+}
+
+// scrapeSources builds the sources of one scrape config: a file source
+// for its static_configs, or a docker source per docker_sd_config.
+func scrapeSources(d Decoder, sc promtailScrape, at *yaml.Node, pc promtailConfig) ([]Component, error) {
+	if len(sc.DockerSD) == 0 {
+		src, err := fileSourceNode(d, sc, at, pc)
+		if err != nil {
+			return nil, err
+		}
+		return []Component{{Name: sc.JobName, Type: "file", Node: src, At: at, NameAt: at}}, nil
+	}
+	if len(sc.StaticConfigs) > 0 {
+		return nil, d.Errorf(KeyNode(at, "static_configs"), "job %q has both static_configs and docker_sd_configs: split it into two jobs", sc.JobName)
+	}
+	var out []Component
+	for i := range sc.DockerSD {
+		n := resolve(&sc.DockerSD[i])
+		if n.Kind != yaml.MappingNode {
+			return nil, d.Errorf(n, "expected a docker_sd_config mapping")
+		}
+		if isNull(KeyNode(n, "host")) {
+			return nil, d.Errorf(n, "docker_sd_configs[%d] of job %q has no host", i, sc.JobName)
+		}
+		src := mapNode()
+		src.Line, src.Column = n.Line, n.Column
+		src.Content = append(src.Content, n.Content...)
+		addKV(src, "default_labels", seqNode())
+		if rc := KeyNode(at, "relabel_configs"); rc != nil {
+			addKV(src, "relabel_configs", rc)
+		}
+		if pc.LimitsConfig.MaxLineSize > 0 {
+			addKV(src, "max_line_size", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(int64(pc.LimitsConfig.MaxLineSize), 10)})
+		}
+		name := sc.JobName
+		if len(sc.DockerSD) > 1 {
+			name = fmt.Sprintf("%s/%d", sc.JobName, i)
+		}
+		out = append(out, Component{Name: name, Type: "docker", Node: src, At: n, NameAt: at})
+	}
+	return out, nil
 }
 
 // fileSourceNode builds the file source config for one scrape config.

@@ -149,8 +149,12 @@ scrape_configs:
 func TestPromtailErrorsNameKeyAndPosition(t *testing.T) {
 	base := "clients:\n  - url: http://l/loki/api/v1/push\n"
 	cases := []struct{ name, src, want string }{
-		{"unsupported scrape kind", base + "scrape_configs:\n  - job_name: d\n    docker_sd_configs:\n      - host: unix:///var/run/docker.sock\n",
-			`p.yaml:5:5: Promtail key "docker_sd_configs" in scrape_configs is not supported by vigil yet`},
+		{"unsupported scrape kind", base + "scrape_configs:\n  - job_name: d\n    kubernetes_sd_configs:\n      - role: pod\n",
+			`p.yaml:5:5: Promtail key "kubernetes_sd_configs" in scrape_configs is not supported by vigil yet`},
+		{"docker and static in one job", base + "scrape_configs:\n  - job_name: d\n    docker_sd_configs:\n      - host: unix:///var/run/docker.sock\n    static_configs:\n      - labels: {__path__: /x}\n",
+			`p.yaml:8:7: job "d" has both static_configs and docker_sd_configs`},
+		{"docker without host", base + "scrape_configs:\n  - job_name: d\n    docker_sd_configs:\n      - refresh_interval: 5s\n",
+			`p.yaml:6:9: docker_sd_configs[0] of job "d" has no host`},
 		{"malformed stage", base + "scrape_configs:\n  - job_name: d\n    pipeline_stages:\n      - json: {expressions: {a: b}}\n        labels: {}\n    static_configs:\n      - labels: {__path__: /x}\n",
 			`p.yaml:6:9: each stage is a mapping with one key`},
 		{"typo in scrape config", base + "scrape_configs:\n  - job_name: d\n    static_config:\n      - labels: {__path__: /x}\n",
@@ -243,5 +247,53 @@ scrape_configs:
 	}
 	if cfg.Pipelines[0].Sources[0].Name != "plain" {
 		t.Fatalf("plain job not in the stage-less pipeline: %+v", cfg.Pipelines[0])
+	}
+}
+
+// docker_sd_configs become docker sources that take the block unchanged,
+// with the job's relabel_configs and no default labels; a job with two
+// blocks gets two sources feeding the job's pipeline.
+func TestPromtailDockerSDConfigs(t *testing.T) {
+	cfg, err := Load("p.yaml", []byte(`clients:
+  - url: http://l/loki/api/v1/push
+scrape_configs:
+  - job_name: docker
+    docker_sd_configs:
+      - host: unix:///var/run/docker.sock
+        refresh_interval: 5s
+        filters: [{name: label, values: [logging=on]}]
+      - host: tcp://10.0.0.2:2376
+        tls_config: {ca_file: /etc/docker/ca.pem}
+        host_networking_host: 10.0.0.2
+    relabel_configs:
+      - source_labels: ['__meta_docker_container_name']
+        regex: '/(.*)'
+        target_label: 'container'
+    pipeline_stages:
+      - tenant: {label: container}
+`), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sources) != 2 || cfg.Sources[0].Name != "docker/0" || cfg.Sources[1].Name != "docker/1" ||
+		cfg.Sources[0].Type != "docker" || cfg.Sources[1].Type != "docker" {
+		t.Fatalf("sources %+v", cfg.Sources)
+	}
+	for _, s := range cfg.Sources {
+		out, err := yaml.Marshal(s.Node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"default_labels: []", "relabel_configs:", "target_label: 'container'"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("source %s lacks %q:\n%s", s.Name, want, out)
+			}
+		}
+	}
+	if n, _ := yaml.Marshal(cfg.Sources[1].Node); !strings.Contains(string(n), "host_networking_host: 10.0.0.2") || !strings.Contains(string(n), "ca_file: /etc/docker/ca.pem") {
+		t.Errorf("second block not carried over:\n%s", n)
+	}
+	if len(cfg.Pipelines) != 1 || len(cfg.Pipelines[0].Sources) != 2 || len(cfg.Pipelines[0].Processors) != 1 {
+		t.Fatalf("pipelines %+v", cfg.Pipelines)
 	}
 }

@@ -44,6 +44,9 @@ type Config struct {
 	// (the name without its slash) and stream (stdout or stderr). The
 	// Promtail translation sets none, as Promtail adds none.
 	DefaultLabels *[]string `yaml:"default_labels"`
+	// MaxLineSize truncates longer lines (after joining Docker's 16 KiB
+	// pieces); the rest of such a line is skipped and counted.
+	MaxLineSize pipeline.ByteSize `yaml:"max_line_size"`
 
 	// Port and HostNetworkingHost make __address__ as Prometheus's Docker
 	// discovery does, for relabel rules that use it.
@@ -117,6 +120,12 @@ func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) 
 				return s, d.Errorf(pipeline.NodeAt(node, "default_labels").Content[i], "unknown default label %q: the default labels are container and stream", l)
 			}
 		}
+	}
+	if c.MaxLineSize != 0 {
+		if c.MaxLineSize < 0 || int64(c.MaxLineSize) > 1<<30 {
+			return s, d.Errorf(pipeline.NodeAt(node, "max_line_size"), "max_line_size is out of range")
+		}
+		s.maxLine = int(c.MaxLineSize)
 	}
 	if c.Port != 0 {
 		if c.Port < 0 || c.Port > 65535 {
