@@ -9,6 +9,7 @@ import (
 	_ "github.com/vigilhq/vigil/sinks/stdout"
 	_ "github.com/vigilhq/vigil/sources/docker"
 	_ "github.com/vigilhq/vigil/sources/file"
+	_ "github.com/vigilhq/vigil/sources/host"
 )
 
 // Link is called by programs that need the components, so the import is

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
 )
+
+// ServeHTTP serves srv on ln until srv is shut down. With a web config
+// file (--web.config.file, exporter-toolkit's format, as node_exporter's)
+// it serves TLS and checks basic auth as that file says, reading the file
+// again for each new connection so certificates can be rotated.
+func ServeHTTP(srv *http.Server, ln net.Listener, webConfigFile string, logger *slog.Logger) error {
+	return web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &webConfigFile}, logger)
+}
+
+// ValidateWebConfig checks a web config file without serving, so a broken
+// one stops the start instead of every scrape.
+func ValidateWebConfig(file string) error {
+	if file == "" {
+		return nil
+	}
+	if err := web.Validate(file); err != nil {
+		return fmt.Errorf("web config %s: %w", file, err)
+	}
+	return nil
+}
 
 // Agent runs one graph at a time and swaps it on reload. It owns what
 // outlives a config: the self-metrics registry and the HTTP handlers.

@@ -100,6 +100,13 @@ type SourceFactory func(env Env, cfg *yaml.Node) (Source, error)
 // ProcessorFactory builds a processor from its config node.
 type ProcessorFactory func(env Env, cfg *yaml.Node) (Processor, error)
 
+// MetricsSourceFactory builds a metrics source from its config node: a
+// prometheus.Collector served on /metrics, as node_exporter's collectors
+// are. A metrics source is named under sources like any source but is not
+// wired into pipelines; the graph registers its collector when it starts
+// and unregisters it when it stops, so a reload swaps it.
+type MetricsSourceFactory func(env Env, cfg *yaml.Node) (prometheus.Collector, error)
+
 // SinkFactory builds a sink from its config node. The sink is running when
 // the factory returns.
 type SinkFactory func(env Env, cfg *yaml.Node) (Sink, error)
@@ -109,15 +116,22 @@ var registry = struct {
 	sources    map[string]SourceFactory
 	processors map[string]ProcessorFactory
 	sinks      map[string]SinkFactory
+	metrics    map[string]MetricsSourceFactory
 }{
 	sources:    map[string]SourceFactory{},
 	processors: map[string]ProcessorFactory{},
 	sinks:      map[string]SinkFactory{},
+	metrics:    map[string]MetricsSourceFactory{},
 }
 
 func register[F any](m map[string]F, kind, name string, f F) {
 	registry.Lock()
 	defer registry.Unlock()
+	_, dupSource := registry.sources[name]
+	_, dupMetrics := registry.metrics[name]
+	if (kind == "source" && dupMetrics) || (kind == "metrics source" && dupSource) {
+		panic(fmt.Sprintf("pipeline: source type %q registered twice", name))
+	}
 	if _, dup := m[name]; dup {
 		panic(fmt.Sprintf("pipeline: %s type %q registered twice", kind, name))
 	}
@@ -145,6 +159,12 @@ func names[F any](m map[string]F) []string {
 // RegisterSource makes a source type available to configs.
 func RegisterSource(name string, f SourceFactory) { register(registry.sources, "source", name, f) }
 
+// RegisterMetricsSource makes a metrics source type available to configs.
+// It shares the namespace of source types.
+func RegisterMetricsSource(name string, f MetricsSourceFactory) {
+	register(registry.metrics, "metrics source", name, f)
+}
+
 // RegisterProcessor makes a processor type available to configs.
 func RegisterProcessor(name string, f ProcessorFactory) {
 	register(registry.processors, "processor", name, f)
@@ -153,8 +173,21 @@ func RegisterProcessor(name string, f ProcessorFactory) {
 // RegisterSink makes a sink type available to configs.
 func RegisterSink(name string, f SinkFactory) { register(registry.sinks, "sink", name, f) }
 
-// SourceTypes lists the registered source types.
-func SourceTypes() []string { return names(registry.sources) }
+// SourceTypes lists the registered source types, metrics sources included.
+func SourceTypes() []string {
+	out := append(names(registry.sources), names(registry.metrics)...)
+	sort.Strings(out)
+	return out
+}
+
+// MetricsSourceTypes lists the registered metrics source types.
+func MetricsSourceTypes() []string { return names(registry.metrics) }
+
+// IsMetricsSource says whether typ is a registered metrics source type.
+func IsMetricsSource(typ string) bool {
+	_, ok := lookup(registry.metrics, typ)
+	return ok
+}
 
 // ProcessorTypes lists the registered processor types.
 func ProcessorTypes() []string { return names(registry.processors) }

@@ -364,7 +364,13 @@ func (c *Config) check(d Decoder) error {
 	if c.Buffer.MaxBytes < MinBufferBytes {
 		return d.Errorf(nil, "buffer.max_bytes %d is too small: it must hold a few batches (at least 1MiB)", c.Buffer.MaxBytes)
 	}
-	if len(c.Pipelines) == 0 && c.Format == "native" && (len(c.Sources) > 0 || len(c.Sinks) > 0) {
+	logSources := 0
+	for _, s := range c.Sources {
+		if !IsMetricsSource(s.Type) {
+			logSources++
+		}
+	}
+	if len(c.Pipelines) == 0 && c.Format == "native" && (logSources > 0 || len(c.Sinks) > 0) {
 		return d.Errorf(nil, "no pipelines: add a pipelines block that wires sources to sinks")
 	}
 	used := map[string]bool{}
@@ -388,6 +394,9 @@ func (c *Config) check(d Decoder) error {
 					}
 					return d.Errorf(r.At, "pipeline %q uses unknown %s %q%s", p.Name, kind.name, r.Name, suggest(r.Name, known))
 				}
+				if comp, _ := kind.all.Get(r.Name); kind.name == "source" && IsMetricsSource(comp.Type) {
+					return d.Errorf(r.At, "pipeline %q uses source %q, a metrics source (type %s): it is served on /metrics and takes no part in pipelines; remove it from the pipeline", p.Name, r.Name, comp.Type)
+				}
 				used[kind.name+"/"+r.Name] = true
 			}
 		}
@@ -398,6 +407,9 @@ func (c *Config) check(d Decoder) error {
 	}{{"source", c.Sources}, {"processor", c.Processors}, {"sink", c.Sinks}} {
 		for _, comp := range kind.all {
 			// A Promtail config may list clients and no scrape configs.
+			if kind.name == "source" && IsMetricsSource(comp.Type) {
+				continue
+			}
 			if !used[kind.name+"/"+comp.Name] && c.Format == "native" {
 				return d.Errorf(comp.NameAt, "%s %q is not used by any pipeline", kind.name, comp.Name)
 			}

@@ -311,6 +311,11 @@ func (d Decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) error 
 	return nil
 }
 
+// Suggest is suggest for components that validate names of their own
+// (collector names, option names): " (did you mean "x"?)", a list of the
+// valid names when there are few, or "".
+func Suggest(got string, valid []string) string { return suggest(got, valid) }
+
 // suggest names the closest valid key, when one is close enough to be a
 // likely typo, or lists the valid keys when there are few.
 func suggest(got string, valid []string) string {

@@ -218,6 +218,18 @@ func BuildWith(cfg *Config, logger *slog.Logger, metrics *Metrics, reg prometheu
 		}
 	}
 	for _, c := range cfg.Sources {
+		if mf, ok := lookup(registry.metrics, c.Type); ok {
+			col, err := mf(env(c.Name, "source"), c.Node)
+			if err != nil {
+				return nil, wrapComponentErr("source", c, err)
+			}
+			// Served from the agent's registry once the graph starts, and
+			// removed when it stops: a reload swaps it with the new one.
+			if err := g.reg.Register(col); err != nil {
+				return nil, d.Errorf(c.NameAt, "source %q (type %s): cannot serve its metrics: %v (two sources of this type would expose the same series)", c.Name, c.Type, err)
+			}
+			continue
+		}
 		f, ok := lookup(registry.sources, c.Type)
 		if !ok {
 			return nil, d.Errorf(c.At, "source %q: unknown type %q%s", c.Name, c.Type, suggest(c.Type, SourceTypes()))

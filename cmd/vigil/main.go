@@ -21,6 +21,7 @@ import (
 	"github.com/vigilhq/vigil/components"
 	"github.com/vigilhq/vigil/examples"
 	"github.com/vigilhq/vigil/pipeline"
+	"github.com/vigilhq/vigil/sources/host"
 )
 
 type options struct {
@@ -37,6 +38,8 @@ type options struct {
 	logFormat    string
 	version      bool
 	validateOnly bool
+	webConfig    string
+	hostFlags    *host.Flags
 }
 
 func main() {
@@ -67,6 +70,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.logLevel, "log.level", "", "log level: debug, info, warn, error (default: the config's, else info)")
 	fs.StringVar(&o.logFormat, "log.format", "", "log format: logfmt or json (default: the config's, else logfmt)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.webConfig, "web.config.file", "", "exporter-toolkit web config file for TLS and basic auth on the HTTP server (as node_exporter's)")
+	// node_exporter's flags: --path.*, --[no-]collector.<name>,
+	// --collector.<name>.<option>, --collector.disable-defaults. They
+	// override the config's host sources.
+	o.hostFlags = host.AddFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage:\n  vigil [flags]\n  vigil validate FILE [flags]\n  vigil version\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -145,6 +153,9 @@ func loadConfig(o *options) (*pipeline.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := o.hostFlags.Apply(cfg); err != nil {
+		return nil, err
+	}
 	if o.dryRun {
 		cfg.ToDryRun()
 	}
@@ -170,6 +181,10 @@ func serve(o *options, cfg *pipeline.Config, load func() (*pipeline.Config, erro
 	}
 	var srv *http.Server
 	if !cfg.Server.Disable {
+		if err := pipeline.ValidateWebConfig(o.webConfig); err != nil {
+			logger.Error("invalid --web.config.file", "err", err)
+			return 1
+		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			logger.Error("cannot listen", "address", addr, "err", err)
@@ -183,7 +198,7 @@ func serve(o *options, cfg *pipeline.Config, load func() (*pipeline.Config, erro
 			IdleTimeout:       cfg.Server.HTTPServerIdleTimeout,
 		}
 		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := pipeline.ServeHTTP(srv, ln, o.webConfig, logger); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Error("http server", "err", err)
 			}
 		}()
