@@ -162,12 +162,13 @@ pipelines:
 			at: `"app(["`, want: "regex",
 		},
 		{
-			name: "promtail docker_sd_configs",
+			name: "promtail docker_sd_configs with oauth2",
 			cfg: promtailHead + `  - job_name: docker
     docker_sd_configs:
-      - host: unix:///var/run/docker.sock
+      - host: tcp://10.0.0.1:2376
+        oauth2: {client_id: x}
 `,
-			at: "docker_sd_configs:", want: "docker_sd_configs",
+			at: "oauth2:", want: "oauth2",
 		},
 		{
 			name: "promtail bad glob in __path__",
