@@ -46,8 +46,8 @@ type Source struct {
 	warned     map[string]bool // containers already warned about (driver)
 	networks   networks
 
-	refreshes    atomic.Int64 // completed container lists, for tests
-	reconnecting atomic.Bool  // a session failed; log when one works again
+	refreshes atomic.Int64 // completed container lists, for tests
+	eng       *Engine      // set by Run
 }
 
 // tracked is a container the source knows of. It outlives its followers,
@@ -100,44 +100,84 @@ func New(env pipeline.Env, node *yaml.Node) (*Source, error) {
 	return s, nil
 }
 
-// Run follows the Engine until ctx ends. A lost connection (the socket is
-// missing, the Engine restarts) is logged and retried; the followers
-// resume from their cursors.
+// Run follows the Engine until ctx ends. The Engine's session (events,
+// reconnection after a lost connection) is shared with the other users of
+// the same host; the followers resume from their cursors after a
+// reconnect.
 func (s *Source) Run(ctx context.Context, out pipeline.Output) error {
-	opts, err := s.clientOptions()
+	eng, err := s.openEngine()
 	if err != nil {
 		return fmt.Errorf("docker source %s: %w", s.name, err)
 	}
-	cli, err := client.New(opts...)
-	if err != nil {
-		return fmt.Errorf("docker source %s: %w", s.name, err)
-	}
-	defer cli.Close()
+	defer eng.Close()
+	s.eng = eng
+	cli := eng.Client()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	const retry = 2 * time.Second
+	sub := eng.Subscribe()
+	defer sub.Close()
+	tick := time.NewTicker(s.cfg.refresh)
+	defer tick.Stop()
 	for {
-		listed := s.refreshes.Load()
-		err := s.session(ctx, cli, out, &wg)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if s.refreshes.Load() > listed {
-			s.log.Warn("docker event stream lost; reconnecting", "source", s.name, "host", s.cfg.host, "err", err)
-		} else {
-			s.warn.Warn("session", "docker engine unreachable; retrying",
-				"source", s.name, "host", s.cfg.host, "err", err, "retry_in", retry)
-		}
-		s.reconnecting.Store(true)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(retry):
+		case ev := <-sub.Events():
+			switch ev.Action {
+			case "connected":
+				// Listed again after every (re)connect: events may have
+				// been missed, and containers that stopped meanwhile with
+				// a cursor have lines left to read.
+				if err := s.refresh(ctx, cli, out, &wg, true); err != nil && ctx.Err() == nil {
+					s.log.Warn("listing docker containers", "source", s.name, "host", s.cfg.host, "err", err)
+				}
+			case "start":
+				s.start(ctx, cli, out, &wg, ev.ID, true)
+			case "rename":
+				s.mu.Lock()
+				t := s.containers[ev.ID]
+				s.mu.Unlock()
+				if t != nil {
+					if md, _, ok := s.inspect(ctx, cli, ev.ID); ok && md != nil {
+						t.meta.Store(md)
+					}
+				}
+			case "destroy":
+				s.mu.Lock()
+				t := s.containers[ev.ID]
+				delete(s.containers, ev.ID)
+				delete(s.warned, ev.ID)
+				s.mu.Unlock()
+				if t != nil {
+					t.ck.remove()
+				} else {
+					s.positions.Remove(cursorKey(ev.ID))
+				}
+			}
+		case <-tick.C:
+			if !eng.Ready() {
+				continue
+			}
+			if err := s.refresh(ctx, cli, out, &wg, false); err != nil && ctx.Err() == nil {
+				s.log.Warn("listing docker containers", "source", s.name, "host", s.cfg.host, "err", err)
+			}
 		}
 	}
+}
+
+// openEngine opens the shared Engine for the source's host. A source with
+// its own TLS, auth or proxy settings gets an Engine of its own.
+func (s *Source) openEngine() (*Engine, error) {
+	if s.cfg.http == (httpclient.Config{}) {
+		return OpenEngine(s.cfg.host, s.log)
+	}
+	opts, err := s.clientOptions()
+	if err != nil {
+		return nil, err
+	}
+	return openEngine(s.cfg.host+"#"+s.name, s.cfg.host, opts, s.log)
 }
 
 // clientOptions connects to the host. A tcp://, http:// or https:// host
@@ -160,66 +200,6 @@ func (s *Source) clientOptions() ([]client.Opt, error) {
 	auth := httpclient.NewAuth(&s.cfg.http, httpclient.WarnFunc(s.warn))
 	hc := &http.Client{Transport: auth.RoundTripper(tr)}
 	return append(opts, client.WithHTTPClient(hc), client.WithScheme(scheme)), nil
-}
-
-// session subscribes to events, then lists the containers, so nothing that
-// starts between the two is missed; then it follows events until the
-// stream fails.
-func (s *Source) session(ctx context.Context, cli *client.Client, out pipeline.Output, wg *sync.WaitGroup) error {
-	evCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ev := cli.Events(evCtx, client.EventsListOptions{Filters: client.Filters{}.Add("type", "container")})
-	select {
-	case err := <-ev.Err:
-		return fmt.Errorf("subscribing to docker events: %w", err)
-	default:
-	}
-	if err := s.refresh(ctx, cli, out, wg, true); err != nil {
-		return err
-	}
-	if s.reconnecting.Swap(false) {
-		s.log.Info("connected to the docker engine again", "source", s.name, "host", s.cfg.host)
-	}
-	tick := time.NewTicker(s.cfg.refresh)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-ev.Err:
-			return fmt.Errorf("docker event stream: %w", err)
-		case m := <-ev.Messages:
-			id := m.Actor.ID
-			switch string(m.Action) {
-			case "start":
-				s.start(ctx, cli, out, wg, id, true)
-			case "rename":
-				s.mu.Lock()
-				t := s.containers[id]
-				s.mu.Unlock()
-				if t != nil {
-					if md, _, ok := s.inspect(ctx, cli, id); ok && md != nil {
-						t.meta.Store(md)
-					}
-				}
-			case "destroy":
-				s.mu.Lock()
-				t := s.containers[id]
-				delete(s.containers, id)
-				delete(s.warned, id)
-				s.mu.Unlock()
-				if t != nil {
-					t.ck.remove()
-				} else {
-					s.positions.Remove(cursorKey(id))
-				}
-			}
-		case <-tick.C:
-			if err := s.refresh(ctx, cli, out, wg, false); err != nil {
-				return err
-			}
-		}
-	}
 }
 
 // refresh lists the containers and follows the running ones not followed
@@ -299,14 +279,13 @@ func (s *Source) start(ctx context.Context, cli *client.Client, out pipeline.Out
 // driver the API cannot read, warned about once per container; meta is nil
 // when relabeling dropped the container.
 func (s *Source) inspect(ctx context.Context, cli *client.Client, id string) (md *meta, driverOK, ok bool) {
-	res, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	ins, err := s.eng.Inspect(ctx, id)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Debug("cannot inspect container; it may be gone", "source", s.name, "container", id, "err", err)
 		}
 		return nil, false, false
 	}
-	ins := res.Container
 	var driver string
 	if ins.HostConfig != nil {
 		driver = ins.HostConfig.LogConfig.Type
