@@ -121,6 +121,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
+		if err := pipeline.ValidateWebConfig(o.webConfig); err != nil {
+			fmt.Fprintf(stderr, "--web.config.file: %v\n", err)
+			return 1
+		}
 		fmt.Fprintf(stdout, "%s: valid %s config\n", cfg.File, cfg.Format)
 		return 0
 	}
