@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -47,18 +46,11 @@ func newARPCollector(env *Env) (Collector, error) {
 }
 
 func (c *arpCollector) Update(ch chan<- prometheus.Metric) error {
-	f, err := os.Open(c.path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return ErrNoData
-		}
-		return fmt.Errorf("could not get ARP entries: %w", err)
+	var err error
+	c.buf, err = readFileInto(c.path, c.buf)
+	if errors.Is(err, os.ErrNotExist) {
+		return ErrNoData
 	}
-	c.buf = c.buf[:0]
-	b := bytes.NewBuffer(c.buf)
-	_, err = b.ReadFrom(f)
-	f.Close()
-	c.buf = b.Bytes()
 	if err != nil {
 		return fmt.Errorf("could not get ARP entries: %w", err)
 	}
@@ -83,16 +75,12 @@ func (c *arpCollector) Update(ch chan<- prometheus.Metric) error {
 func parseARPDevices(data []byte, fn func(dev []byte)) error {
 	for len(data) > 0 {
 		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
+		line, data = cutLine(data)
 		n := 0
 		var last []byte
 		for rest := line; ; {
 			var f []byte
-			f, rest = netstatField1(rest)
+			f, rest = cutField(rest)
 			if f == nil {
 				break
 			}

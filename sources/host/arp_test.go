@@ -4,14 +4,16 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestARPGolden(t *testing.T) {
-	checkGoldenH2(t, "arp", "node_arp_*")
+	checkGolden(t, "arp", "node_arp_*")
 }
 
 func TestARPFilter(t *testing.T) {
-	dir := h2Fixtures(t)
+	paths := fixturePaths(t)
 	for _, tc := range []struct {
 		opts map[string]string
 		want string
@@ -20,8 +22,8 @@ func TestARPFilter(t *testing.T) {
 		{map[string]string{"device-include": "^eth1$"}, `{device="eth1"} 3`},
 		{map[string]string{"device-exclude": "^eth"}, `{device="nope"} 1`},
 	} {
-		c := h2NewCollector(t, "arp", h2FixturePaths(dir), false, tc.opts)
-		got := strings.Join(h2Series(h2Gather(t, c)["node_arp_entries"]), ",")
+		c := newCollector(t, "arp", paths, tc.opts)
+		got := strings.Join(seriesLines(collect(t, c)["node_arp_entries"]), ",")
 		if got != tc.want {
 			t.Errorf("%v: %s, want %s", tc.opts, got, tc.want)
 		}
@@ -29,8 +31,8 @@ func TestARPFilter(t *testing.T) {
 }
 
 func TestARPNoFile(t *testing.T) {
-	c := h2NewCollector(t, "arp", Paths{Proc: t.TempDir()}, false, nil)
-	if err := c.Update(make(chan prometheusMetricH2, 1)); !errors.Is(err, ErrNoData) {
+	c := newCollector(t, "arp", Paths{Proc: t.TempDir()}, nil)
+	if err := c.Update(make(chan prometheus.Metric, 1)); !errors.Is(err, ErrNoData) {
 		t.Fatalf("err = %v, want ErrNoData", err)
 	}
 }
@@ -69,6 +71,5 @@ func FuzzParseARPDevices(f *testing.F) {
 }
 
 func BenchmarkARP(b *testing.B) {
-	dir := h2Fixtures(b)
-	benchUpdateH2(b, h2NewCollector(b, "arp", h2FixturePaths(dir), true, nil))
+	benchUpdate(b, fixtureCollector(b, "arp", nil))
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
@@ -60,12 +58,12 @@ func newConntrackCollector(env *Env) (Collector, error) {
 }
 
 func (c *conntrackCollector) Update(ch chan<- prometheus.Metric) error {
-	v, err := conntrackReadUint(c.countPath)
+	v, err := readUint(c.countPath)
 	if err != nil {
 		return c.handleErr(err)
 	}
 	ch <- c.entries.mustNewConstMetric(float64(v))
-	if v, err = conntrackReadUint(c.maxPath); err != nil {
+	if v, err = readUint(c.maxPath); err != nil {
 		return c.handleErr(err)
 	}
 	ch <- c.limit.mustNewConstMetric(float64(v))
@@ -103,16 +101,4 @@ func (c *conntrackCollector) handleErr(err error) error {
 		return ErrNoData
 	}
 	return fmt.Errorf("failed to retrieve conntrack stats: %w", err)
-}
-
-func conntrackReadUint(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parse %s: %w", path, err)
-	}
-	return v, nil
 }

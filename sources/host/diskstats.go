@@ -79,19 +79,7 @@ func newDiskstatsCollector(env *Env) (Collector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to open sysfs: %w", err)
 	}
-	exclude, include := env.Option("device-exclude"), env.Option("device-include")
-	if old := env.Option("ignored-devices"); old != "" {
-		if exclude != diskstatsDefaultExclude {
-			return nil, errors.New("--collector.diskstats.ignored-devices and --collector.diskstats.device-exclude are mutually exclusive")
-		}
-		env.Logger.Warn("--collector.diskstats.ignored-devices is DEPRECATED and will be removed in 2.0.0, use --collector.diskstats.device-exclude")
-		exclude = old
-	}
-	// An include pattern alone replaces the default exclude pattern.
-	if include != "" && exclude == diskstatsDefaultExclude {
-		exclude = ""
-	}
-	filter, err := newNameFilter(exclude, include)
+	filter, err := optionFilter(env, "device-exclude", "device-include", "ignored-devices", diskstatsDefaultExclude)
 	if err != nil {
 		return nil, fmt.Errorf("diskstats: %w", err)
 	}
@@ -261,17 +249,7 @@ func (c *diskstatsCollector) udev(major, minor uint32) diskstatsUdev {
 	if e, ok := c.udevCache[name]; ok && e.modTime.Equal(st.ModTime()) && e.size == st.Size() {
 		return e.info
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		c.logger.Debug("Failed to parse udev info", "err", err)
-		return diskstatsUdev{}
-	}
-	c.buf = c.buf[:0]
-	buf := bytes.NewBuffer(c.buf)
-	_, err = buf.ReadFrom(f)
-	f.Close()
-	c.buf = buf.Bytes()
-	if err != nil {
+	if c.buf, err = readFileInto(path, c.buf); err != nil {
 		c.logger.Debug("Failed to parse udev info", "err", err)
 		return diskstatsUdev{}
 	}
@@ -288,12 +266,8 @@ func (c *diskstatsCollector) udev(major, minor uint32) diskstatsUdev {
 func parseDiskstatsUdev(data []byte) diskstatsUdev {
 	var u diskstatsUdev
 	for len(data) > 0 {
-		line := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			data = nil
-		}
+		var line []byte
+		line, data = cutLine(data)
 		if len(line) < 2 || line[0] != 'E' || line[1] != ':' {
 			continue
 		}

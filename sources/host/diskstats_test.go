@@ -6,7 +6,7 @@ import (
 )
 
 func TestDiskstatsGolden(t *testing.T) {
-	checkGoldenH2(t, "diskstats", "node_disk_*")
+	checkGolden(t, "diskstats", "node_disk_*")
 }
 
 func TestParseDiskstatsUdev(t *testing.T) {
@@ -35,19 +35,17 @@ func FuzzParseDiskstatsUdev(f *testing.F) {
 }
 
 func TestDiskstatsIncludeReplacesDefaultExclude(t *testing.T) {
-	dir := h2Fixtures(t)
-	c := h2NewCollector(t, "diskstats", h2FixturePaths(dir), true, map[string]string{"device-include": "^sda[0-9]$"})
-	got := strings.Join(h2Series(h2Gather(t, c)["node_disk_io_now"]), ",")
+	c := fixtureCollector(t, "diskstats", map[string]string{"device-include": "^sda[0-9]$"})
+	got := strings.Join(seriesLines(collect(t, c)["node_disk_io_now"]), ",")
 	if want := `{device="sda1"} 0,{device="sda2"} 0,{device="sda3"} 0,{device="sda4"} 0`; got != want {
 		t.Errorf("io_now %s, want %s", got, want)
 	}
 }
 
 func TestDiskstatsNoUdev(t *testing.T) {
-	dir := h2Fixtures(t)
-	p := h2FixturePaths(dir)
+	p := fixturePaths(t)
 	p.UdevData = t.TempDir() + "/missing"
-	mfs := h2Gather(t, h2NewCollector(t, "diskstats", p, true, nil))
+	mfs := collect(t, newCollector(t, "diskstats", p, nil))
 	for _, n := range []string{"node_disk_filesystem_info", "node_disk_device_mapper_info", "node_disk_ata_write_cache"} {
 		if _, ok := mfs[n]; ok {
 			t.Errorf("%s reported without udev data", n)
@@ -59,6 +57,5 @@ func TestDiskstatsNoUdev(t *testing.T) {
 }
 
 func BenchmarkDiskstats(b *testing.B) {
-	dir := h2Fixtures(b)
-	benchUpdateH2(b, h2NewCollector(b, "diskstats", h2FixturePaths(dir), true, nil))
+	benchUpdate(b, fixtureCollector(b, "diskstats", nil))
 }

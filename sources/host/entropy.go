@@ -2,9 +2,6 @@ package host
 
 import (
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -33,26 +30,14 @@ func newEntropyCollector(env *Env) (Collector, error) {
 }
 
 func (c *entropyCollector) Update(ch chan<- prometheus.Metric) error {
-	v, err := entropyReadUint(c.availPath)
+	v, err := readUint(c.availPath)
 	if err != nil {
 		return fmt.Errorf("couldn't get entropy_avail: %w", err)
 	}
 	ch <- c.avail.mustNewConstMetric(float64(v))
-	if v, err = entropyReadUint(c.poolPath); err != nil {
+	if v, err = readUint(c.poolPath); err != nil {
 		return fmt.Errorf("couldn't get entropy poolsize: %w", err)
 	}
 	ch <- c.pool.mustNewConstMetric(float64(v))
 	return nil
-}
-
-func entropyReadUint(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parse %s: %w", path, err)
-	}
-	return v, nil
 }

@@ -76,23 +76,8 @@ type filesystemCollector struct {
 // node_exporter does: a deprecated flag replaces the default exclude, an
 // include alone drops the default exclude.
 func filesystemFilter(env *Env, what, defaultExclude string) (*nameFilter, error) {
-	exclude := env.Option(what + "-exclude")
-	include := env.Option(what + "-include")
 	oldName := map[string]string{"mount-points": "ignored-mount-points", "fs-types": "ignored-fs-types"}[what]
-	if old := env.Option(oldName); old != "" {
-		if exclude != defaultExclude {
-			return nil, fmt.Errorf("--collector.filesystem.%s and --collector.filesystem.%s-exclude are mutually exclusive", oldName, what)
-		}
-		env.Logger.Warn("--collector.filesystem." + oldName + " is DEPRECATED and will be removed in 2.0.0, use --collector.filesystem." + what + "-exclude")
-		exclude = old
-	}
-	if include != "" && exclude == defaultExclude {
-		exclude = ""
-	}
-	if exclude != "" && include != "" {
-		return nil, fmt.Errorf("--collector.filesystem.%s-exclude and --collector.filesystem.%s-include are mutually exclusive", what, what)
-	}
-	return newNameFilter(exclude, include)
+	return optionFilter(env, what+"-exclude", what+"-include", oldName, defaultExclude)
 }
 
 func newFilesystemCollector(env *Env) (Collector, error) {

@@ -3,6 +3,7 @@ package host
 import (
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,9 +18,7 @@ import (
 // is checked here: filters, escapes, labels, and statfs errors for mount
 // points missing under --path.rootfs.
 func TestFilesystemFixtureMountinfo(t *testing.T) {
-	dir := h2Fixtures(t)
-	c := h2NewCollector(t, "filesystem", h2FixturePaths(dir), true, nil)
-	mfs := h2Gather(t, c)
+	mfs := collect(t, fixtureCollector(t, "filesystem", nil))
 	const enoent = "no such file or directory"
 	kube := "/var/lib/kubelet/plugins/kubernetes.io/vsphere-volume/mounts/[vsanDatastore]%sbafb9e5a-8856-7e6c-699c-801844e77a4a/kubernetes-dynamic-pvc-3eba5bba-48a3-11e8-89ab-005056b92113.vmdk"
 	want := []string{
@@ -32,38 +31,27 @@ func TestFilesystemFixtureMountinfo(t *testing.T) {
 		`{device="tmpfs",device_error="` + enoent + `",fstype="tmpfs",mountpoint="/run/lock"} 1`,
 		`{device="tmpfs",device_error="` + enoent + `",fstype="tmpfs",mountpoint="/run/user/1000"} 1`,
 	}
-	got := h2Series(mfs["node_filesystem_device_error"])
-	if strings.Join(got, "\n") != strings.Join(h2Sorted(want), "\n") {
-		t.Errorf("device_error:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(h2Sorted(want), "\n"))
+	got := seriesLines(mfs["node_filesystem_device_error"])
+	slices.Sort(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("device_error:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	// Only "/" could be statted; only it has sizes and mount_info.
-	if got := h2Series(mfs["node_filesystem_mount_info"]); len(got) != 1 || got[0] != `{device="/dev/dm-2",major="259",minor="2",mountpoint="/"} 1` {
+	if got := seriesLines(mfs["node_filesystem_mount_info"]); len(got) != 1 || got[0] != `{device="/dev/dm-2",major="259",minor="2",mountpoint="/"} 1` {
 		t.Errorf("mount_info %v", got)
 	}
 	for _, n := range []string{"size_bytes", "free_bytes", "avail_bytes", "files", "files_free"} {
-		if got := h2Series(mfs["node_filesystem_"+n]); len(got) != 1 {
+		if got := seriesLines(mfs["node_filesystem_"+n]); len(got) != 1 {
 			t.Errorf("%s: %v", n, got)
 		}
 	}
 	// Readonly is reported for failed mounts too; none is read-only here.
-	if got := h2Series(mfs["node_filesystem_readonly"]); len(got) != len(want) {
+	if got := seriesLines(mfs["node_filesystem_readonly"]); len(got) != len(want) {
 		t.Errorf("readonly: %v", got)
 	}
 	if mf := mfs["node_filesystem_size_bytes"]; mf.GetHelp() != "Filesystem size in bytes." || mf.GetType().String() != "GAUGE" {
 		t.Errorf("size_bytes help %q type %v", mf.GetHelp(), mf.GetType())
 	}
-}
-
-func h2Sorted(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 func TestFilesystemReadonly(t *testing.T) {
@@ -77,9 +65,9 @@ func TestFilesystemReadonly(t *testing.T) {
 	if err := os.WriteFile(proc+"/1/mountinfo", []byte(mi), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := h2NewCollector(t, "filesystem", Paths{Proc: proc, Root: "/"}, false, nil)
+	c := newCollector(t, "filesystem", Paths{Proc: proc, Root: "/"}, nil)
 	c.(*filesystemCollector).statfs = func(string, *unix.Statfs_t) error { return nil }
-	got := strings.Join(h2Series(h2Gather(t, c)["node_filesystem_readonly"]), "\n")
+	got := strings.Join(seriesLines(collect(t, c)["node_filesystem_readonly"]), "\n")
 	want := `{device="/dev/sda1",device_error="",fstype="ext4",mountpoint="/"} 0
 {device="/dev/sda1",device_error="",fstype="ext4",mountpoint="/nix/store"} 1
 {device="/dev/sda2",device_error="",fstype="ext4",mountpoint="/data"} 1`
@@ -97,7 +85,7 @@ func TestFilesystemRootfsPrefixStripped(t *testing.T) {
 	if err := os.WriteFile(proc+"/1/mountinfo", []byte(mi), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := h2NewCollector(t, "filesystem", Paths{Proc: proc, Root: "/host"}, false, nil)
+	c := newCollector(t, "filesystem", Paths{Proc: proc, Root: "/host"}, nil)
 	var mu sync.Mutex
 	var statted []string
 	c.(*filesystemCollector).statfs = func(p string, _ *unix.Statfs_t) error {
@@ -106,13 +94,13 @@ func TestFilesystemRootfsPrefixStripped(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}
-	got := strings.Join(h2Series(h2Gather(t, c)["node_filesystem_mount_info"]), "\n")
+	got := strings.Join(seriesLines(collect(t, c)["node_filesystem_mount_info"]), "\n")
 	want := `{device="/dev/sda1",major="8",minor="1",mountpoint="/"} 1
 {device="/dev/sda2",major="8",minor="2",mountpoint="/var"} 1`
 	if got != want {
 		t.Errorf("mount_info:\n%s\nwant:\n%s", got, want)
 	}
-	if s := strings.Join(h2Sorted(statted), " "); s != "/host /host/var" {
+	if s := strings.Join(slices.Sorted(slices.Values(statted)), " "); s != "/host /host/var" {
 		t.Errorf("statted %s, want /host /host/var", s)
 	}
 }
@@ -129,7 +117,7 @@ func TestFilesystemStuckMount(t *testing.T) {
 	if err := os.WriteFile(proc+"/1/mountinfo", []byte(mi), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := h2NewCollector(t, "filesystem", Paths{Proc: proc, Root: "/"}, false, map[string]string{"mount-timeout": "50ms"})
+	c := newCollector(t, "filesystem", Paths{Proc: proc, Root: "/"}, map[string]string{"mount-timeout": "50ms"})
 	fc := c.(*filesystemCollector)
 	release := make(chan struct{})
 	var nfsCalls atomic.Int32
@@ -142,7 +130,7 @@ func TestFilesystemStuckMount(t *testing.T) {
 		return nil
 	}
 	nfsError := func() string {
-		for _, s := range h2Series(h2Gather(t, c)["node_filesystem_device_error"]) {
+		for _, s := range seriesLines(collect(t, c)["node_filesystem_device_error"]) {
 			if strings.Contains(s, `mountpoint="/mnt/nfs"`) {
 				return s
 			}
@@ -185,8 +173,7 @@ func TestFilesystemLive(t *testing.T) {
 	if _, err := os.Stat("/proc/1/mountinfo"); err != nil {
 		t.Skip("no /proc/1/mountinfo")
 	}
-	c := h2NewCollector(t, "filesystem", Paths{Proc: "/proc", Root: "/"}, false, nil)
-	mfs := h2Gather(t, c)
+	mfs := collect(t, newCollector(t, "filesystem", Paths{Proc: "/proc", Root: "/"}, nil))
 	var st unix.Statfs_t
 	if err := unix.Statfs("/", &st); err != nil {
 		t.Fatal(err)
@@ -208,7 +195,7 @@ func TestFilesystemLive(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Skipf("/ not reported (filtered fs type?): %v", h2Series(mfs["node_filesystem_device_error"]))
+		t.Skipf("/ not reported (filtered fs type?): %v", seriesLines(mfs["node_filesystem_device_error"]))
 	}
 	if want := float64(st.Blocks) * float64(st.Bsize); size != want {
 		t.Errorf("size of / %v, statfs says %v", size, want)
@@ -229,6 +216,5 @@ func TestFilesystemLive(t *testing.T) {
 }
 
 func BenchmarkFilesystemLive(b *testing.B) {
-	c := h2NewCollector(b, "filesystem", Paths{Proc: "/proc", Root: "/"}, false, nil)
-	benchUpdateH2(b, c)
+	benchUpdate(b, newCollector(b, "filesystem", Paths{Proc: "/proc", Root: "/"}, nil))
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,8 +42,8 @@ const hwmonReadSize = 128
 type hwmonCollector struct {
 	classDir     string
 	logger       *slog.Logger
-	chipFilter   hwmonFilter
-	sensorFilter hwmonFilter
+	chipFilter   *nameFilter
+	sensorFilter *nameFilter
 
 	chipNames   *prometheus.Desc
 	sensorLabel *prometheus.Desc
@@ -76,50 +75,12 @@ func (s *hwmonSensor) get(name string) (string, bool) {
 	return "", false
 }
 
-// hwmonFilter is node_exporter's device filter: a name is ignored when it
-// matches the exclude pattern or fails the include pattern. Patterns are
-// not anchored. Decisions are cached, names being few and stable.
-type hwmonFilter struct {
-	ignore, accept *regexp.Regexp
-	cache          map[string]bool
-}
-
-func newHwmonFilter(exclude, include string) (hwmonFilter, error) {
-	f := hwmonFilter{cache: map[string]bool{}}
-	var err error
-	if exclude != "" {
-		if f.ignore, err = regexp.Compile(exclude); err != nil {
-			return f, err
-		}
-	}
-	if include != "" {
-		if f.accept, err = regexp.Compile(include); err != nil {
-			return f, err
-		}
-	}
-	return f, nil
-}
-
-func (f *hwmonFilter) ignored(name string) bool {
-	if f.ignore == nil && f.accept == nil {
-		return false
-	}
-	if v, ok := f.cache[name]; ok {
-		return v
-	}
-	v := (f.ignore != nil && f.ignore.MatchString(name)) || (f.accept != nil && !f.accept.MatchString(name))
-	if len(f.cache) < 4096 {
-		f.cache[name] = v
-	}
-	return v
-}
-
 func newHwmonCollector(env *Env) (Collector, error) {
-	chips, err := newHwmonFilter(env.Option("chip-exclude"), env.Option("chip-include"))
+	chips, err := newDeviceFilter(env.Option("chip-exclude"), env.Option("chip-include"))
 	if err != nil {
 		return nil, fmt.Errorf("hwmon: chip filter: %w", err)
 	}
-	sensors, err := newHwmonFilter(env.Option("sensor-exclude"), env.Option("sensor-include"))
+	sensors, err := newDeviceFilter(env.Option("sensor-exclude"), env.Option("sensor-include"))
 	if err != nil {
 		return nil, fmt.Errorf("hwmon: sensor filter: %w", err)
 	}

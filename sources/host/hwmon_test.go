@@ -12,12 +12,12 @@ import (
 // node_exporter's expressions, used here only as the reference that the
 // regexp-free versions must agree with.
 var (
-	h3HwmonFilenameRE = regexp.MustCompile(`^(?P<type>[^0-9]+)(?P<id>[0-9]*)?(_(?P<property>.+))?$`)
-	h3HwmonInvalidRE  = regexp.MustCompile("[^a-z0-9:_]")
+	refHwmonFilenameRE = regexp.MustCompile(`^(?P<type>[^0-9]+)(?P<id>[0-9]*)?(_(?P<property>.+))?$`)
+	refHwmonInvalidRE  = regexp.MustCompile("[^a-z0-9:_]")
 )
 
-func h3HwmonExplodeRE(name string) (ok bool, typ string, num int, prop string) {
-	m := h3HwmonFilenameRE.FindStringSubmatch(name)
+func refHwmonExplode(name string) (ok bool, typ string, num int, prop string) {
+	m := refHwmonFilenameRE.FindStringSubmatch(name)
 	if m == nil {
 		return false, "", 0, ""
 	}
@@ -32,8 +32,8 @@ func h3HwmonExplodeRE(name string) (ok bool, typ string, num int, prop string) {
 	return true, typ, num, prop
 }
 
-func h3HwmonCleanRE(s string) string {
-	return strings.Trim(h3HwmonInvalidRE.ReplaceAllLiteralString(strings.ToLower(s), "_"), "_")
+func refHwmonCleanName(s string) string {
+	return strings.Trim(refHwmonInvalidRE.ReplaceAllLiteralString(strings.ToLower(s), "_"), "_")
 }
 
 func TestHwmonExplode(t *testing.T) {
@@ -59,13 +59,13 @@ func TestHwmonExplode(t *testing.T) {
 		if ok != tc.ok || (ok && (typ != tc.typ || num != tc.num || prop != tc.prop)) {
 			t.Errorf("hwmonExplode(%q) = %v %q %d %q, want %v %q %d %q", tc.in, ok, typ, num, prop, tc.ok, tc.typ, tc.num, tc.prop)
 		}
-		h3CheckExplode(t, tc.in)
+		checkHwmonExplode(t, tc.in)
 	}
 }
 
-func h3CheckExplode(t *testing.T, in string) {
+func checkHwmonExplode(t *testing.T, in string) {
 	ok, typ, num, prop := hwmonExplode(in)
-	rok, rtyp, rnum, rprop := h3HwmonExplodeRE(in)
+	rok, rtyp, rnum, rprop := refHwmonExplode(in)
 	if ok != rok || (ok && (typ != rtyp || num != rnum || prop != rprop)) {
 		t.Errorf("hwmonExplode(%q) = %v %q %d %q; regexp says %v %q %d %q", in, ok, typ, num, prop, rok, rtyp, rnum, rprop)
 	}
@@ -75,7 +75,7 @@ func FuzzHwmonExplode(f *testing.F) {
 	for _, s := range []string{"temp1_input", "beep_enable", "a_b1c", "x\n1_y", "temp_\n", "in0_a\nb", "é1_ü"} {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, s string) { h3CheckExplode(t, s) })
+	f.Fuzz(func(t *testing.T, s string) { checkHwmonExplode(t, s) })
 }
 
 func FuzzHwmonCleanName(f *testing.F) {
@@ -83,15 +83,16 @@ func FuzzHwmonCleanName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if got, want := hwmonCleanName(s), h3HwmonCleanRE(s); got != want {
+		if got, want := hwmonCleanName(s), refHwmonCleanName(s); got != want {
 			t.Errorf("hwmonCleanName(%q) = %q, regexp says %q", s, got, want)
 		}
 	})
 }
 
+func TestHwmonGolden(t *testing.T) { checkGolden(t, "hwmon", "node_hwmon_*") }
+
 func TestHwmonFilters(t *testing.T) {
-	fixtures := h3Fixtures(t)
-	paths := h3Paths(t, fixtures)
+	paths := fixturePaths(t)
 	for _, tc := range []struct {
 		name      string
 		opts      map[string]string
@@ -103,22 +104,14 @@ func TestHwmonFilters(t *testing.T) {
 		{"sensor-exclude", map[string]string{"chip-include": "coretemp", "sensor-exclude": ";temp[2-5]$"}, []string{"platform_coretemp_0", "platform_coretemp_1"}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mfs, err := h3Gather(t, h3New(t, "hwmon", paths, tc.opts))
-			if err != nil {
-				t.Fatal(err)
-			}
+			mfs := collect(t, newCollector(t, "hwmon", paths, tc.opts))
 			chips := map[string]bool{}
 			temps := 0
-			for _, mf := range mfs {
-				if mf.GetName() != "node_hwmon_temp_celsius" {
-					continue
-				}
-				for _, m := range mf.GetMetric() {
-					temps++
-					for _, l := range m.GetLabel() {
-						if l.GetName() == "chip" {
-							chips[l.GetValue()] = true
-						}
+			for _, m := range mfs["node_hwmon_temp_celsius"].GetMetric() {
+				temps++
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "chip" {
+						chips[l.GetValue()] = true
 					}
 				}
 			}
@@ -160,11 +153,7 @@ func TestHwmonSameNameSameDevice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mfs, err := h3Gather(t, h3New(t, "hwmon", Paths{Sys: sys}, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := h3Text(t, mfs)
+	text := exposition(t, collect(t, newCollector(t, "hwmon", Paths{Sys: sys}, nil)))
 	for _, want := range []string{
 		`node_hwmon_temp_celsius{chip="platform_foo_1_hwmon7",sensor="temp1"} 42`,
 		`node_hwmon_temp_celsius{chip="platform_foo_1_hwmon8",sensor="temp1"} 42`,

@@ -162,13 +162,9 @@ func mdadmReadRaids(blockDir string) ([]mdadmRaid, error) {
 		}
 		switch lvl {
 		case "raid1", "raid4", "raid5", "raid6", "raid10":
-			raw, err := os.ReadFile(filepath.Join(dir, "degraded"))
+			v, err := readUint(filepath.Join(dir, "degraded"))
 			if err != nil {
 				return out, err
-			}
-			v, err := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
-			if err != nil {
-				return out, fmt.Errorf("parse %s: %w", filepath.Join(dir, "degraded"), err)
 			}
 			r.degraded = v
 		}

@@ -22,11 +22,18 @@ type nameFilter struct {
 const nameFilterMemoMax = 4096
 
 // newNameFilter compiles the patterns; an empty pattern is unset. Setting
-// both is an error, as in node_exporter.
+// both is an error, as in node_exporter's device-include/-exclude flags.
 func newNameFilter(exclude, include string) (*nameFilter, error) {
 	if exclude != "" && include != "" {
 		return nil, errors.New("device-exclude & device-include are mutually exclusive")
 	}
+	return newDeviceFilter(exclude, include)
+}
+
+// newDeviceFilter is newNameFilter allowing both patterns, for the
+// collectors whose flags node_exporter does not make exclusive (hwmon):
+// a name is then kept when it matches include and not exclude.
+func newDeviceFilter(exclude, include string) (*nameFilter, error) {
 	f := &nameFilter{memo: map[string]bool{}}
 	var err error
 	if exclude != "" {
@@ -57,4 +64,28 @@ func (f *nameFilter) ignored(name string) bool {
 	}
 	f.memo[name] = v
 	return v
+}
+
+// optionFilter builds a filter from a collector's exclude and include
+// options (short names) as node_exporter does: a deprecated exclude option,
+// when set, stands for the exclude one, which must then be at its default;
+// an include pattern alone drops the default exclude pattern; setting both
+// is an error.
+func optionFilter(env *Env, excludeOpt, includeOpt, deprecatedOpt, defaultExclude string) (*nameFilter, error) {
+	flag := func(opt string) string { return "--collector." + env.name + "." + opt }
+	exclude, include := env.Option(excludeOpt), env.Option(includeOpt)
+	if old := env.Option(deprecatedOpt); old != "" {
+		if exclude != defaultExclude {
+			return nil, fmt.Errorf("%s and %s are mutually exclusive", flag(deprecatedOpt), flag(excludeOpt))
+		}
+		env.Logger.Warn(flag(deprecatedOpt) + " is DEPRECATED and will be removed in 2.0.0, use " + flag(excludeOpt))
+		exclude = old
+	}
+	if include != "" && exclude == defaultExclude {
+		exclude = ""
+	}
+	if exclude != "" && include != "" {
+		return nil, fmt.Errorf("%s and %s are mutually exclusive", flag(excludeOpt), flag(includeOpt))
+	}
+	return newDeviceFilter(exclude, include)
 }

@@ -1,8 +1,10 @@
 package host
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -12,15 +14,12 @@ import (
 // checks names, help, types and labels, and loopback's zero error counters.
 // receive_nohandler exists only over netlink.
 func TestNetdevGolden(t *testing.T) {
-	dir := h2Fixtures(t)
 	if _, err := os.Stat("/proc/net/dev"); err != nil {
 		t.Skip("no /proc/net/dev")
 	}
-	paths := h2FixturePaths(dir)
-	paths.Proc = "/proc"
-	c := h2NewCollector(t, "netdev", paths, true, nil)
-	h2Compare(t, h2LoadE2E(t, dir), h2Gather(t, c),
-		[]string{"node_network_receive_nohandler_total"},
+	cfg := fixtureConfig(t, "netdev")
+	cfg.Procfs = "/proc"
+	checkGoldenWith(t, cfg, "netdev", "!node_network_receive_nohandler_total",
 		"node_network_receive_*", "node_network_transmit_bytes_total", "node_network_transmit_carrier_total",
 		"node_network_transmit_colls_total", "node_network_transmit_compressed_total", "node_network_transmit_drop_total",
 		"node_network_transmit_errs_total", "node_network_transmit_fifo_total", "node_network_transmit_packets_total")
@@ -61,8 +60,7 @@ veth1a: 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := h2NewCollector(t, "netdev", Paths{Proc: proc}, false, tc.opts)
-			mfs := h2Gather(t, c)
+			mfs := collect(t, newCollector(t, "netdev", Paths{Proc: proc}, tc.opts))
 			if len(mfs) != 16 {
 				t.Errorf("%d families, want 16", len(mfs))
 			}
@@ -72,7 +70,7 @@ veth1a: 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1
 					t.Errorf("no %s", fam)
 					continue
 				}
-				if got := joinH2(h2Series(mf)); got != want {
+				if got := strings.Join(seriesLines(mf), ","); got != want {
 					t.Errorf("%s = %s, want %s", fam, got, want)
 				}
 			}
@@ -80,20 +78,9 @@ veth1a: 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1
 	}
 }
 
-func joinH2(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ","
-		}
-		out += x
-	}
-	return out
-}
-
 func TestNetdevBothFiltersRejected(t *testing.T) {
-	spec := specByNameH2(t, "netdev")
-	env := &Env{Paths: Paths{Proc: "/proc"}, Logger: discardLoggerH2(), name: "netdev", options: map[string]string{
+	spec := specByName(t, "netdev")
+	env := &Env{Paths: Paths{Proc: "/proc"}, Logger: slog.New(slog.DiscardHandler), name: "netdev", options: map[string]string{
 		"netdev.device-include": "a", "netdev.device-exclude": "b", "netdev.device-whitelist": "", "netdev.device-blacklist": "",
 		"netdev.address-info": "false", "netdev.enable-detailed-metrics": "false",
 	}}
@@ -103,16 +90,15 @@ func TestNetdevBothFiltersRejected(t *testing.T) {
 }
 
 func TestNetdevAddressInfo(t *testing.T) {
-	c := h2NewCollector(t, "netdev", Paths{Proc: "/proc"}, false, map[string]string{"address-info": "true", "device-include": "^lo$"})
-	mfs := h2Gather(t, c)
+	mfs := collect(t, newCollector(t, "netdev", Paths{Proc: "/proc"}, map[string]string{"address-info": "true", "device-include": "^lo$"}))
 	mf, ok := mfs["node_network_address_info"]
 	if !ok {
 		t.Skip("no addresses on this host")
 	}
-	for _, s := range h2Series(mf) {
+	for _, s := range seriesLines(mf) {
 		if s == `{address="127.0.0.1",device="lo",netmask="8",scope="link-local"} 1` {
 			return
 		}
 	}
-	t.Errorf("no loopback address in %v", h2Series(mf))
+	t.Errorf("no loopback address in %v", seriesLines(mf))
 }

@@ -74,17 +74,9 @@ func (c *netstatCollector) Update(ch chan<- prometheus.Metric) error {
 }
 
 func (c *netstatCollector) readFile(path string, snmp6 bool, emit func(proto, name, value []byte) error) error {
-	f, err := os.Open(path)
-	if err != nil {
+	var err error
+	if c.buf, err = readFileInto(path, c.buf); err != nil {
 		return err
-	}
-	c.buf = c.buf[:0]
-	b := bytes.NewBuffer(c.buf)
-	_, err = b.ReadFrom(f)
-	f.Close()
-	c.buf = b.Bytes()
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	if snmp6 {
 		err = parseNetstatSNMP6(c.buf, emit)
@@ -157,11 +149,11 @@ func netstatParseValue(b []byte) (float64, error) {
 func parseNetstatPairs(data []byte, emit func(proto, name, value []byte) error) error {
 	for len(data) > 0 {
 		var names, values []byte
-		names, data = netstatLine(data)
+		names, data = cutLine(data)
 		if len(bytes.TrimSpace(names)) == 0 {
 			continue
 		}
-		values, data = netstatLine(data)
+		values, data = cutLine(data)
 		nproto, nrest, ok1 := bytes.Cut(names, []byte(":"))
 		vproto, vrest, ok2 := bytes.Cut(values, []byte(":"))
 		if !ok1 || !ok2 || len(nproto) == 0 || !bytes.Equal(nproto, vproto) {
@@ -169,8 +161,8 @@ func parseNetstatPairs(data []byte, emit func(proto, name, value []byte) error) 
 		}
 		for {
 			var name, value []byte
-			name, nrest = netstatField1(nrest)
-			value, vrest = netstatField1(vrest)
+			name, nrest = cutField(nrest)
+			value, vrest = cutField(vrest)
 			if (name == nil) != (value == nil) {
 				return fmt.Errorf("mismatch field count mismatch for %s", nproto)
 			}
@@ -190,9 +182,9 @@ func parseNetstatPairs(data []byte, emit func(proto, name, value []byte) error) 
 func parseNetstatSNMP6(data []byte, emit func(proto, name, value []byte) error) error {
 	for len(data) > 0 {
 		var line, stat, value []byte
-		line, data = netstatLine(data)
-		stat, line = netstatField1(line)
-		value, _ = netstatField1(line)
+		line, data = cutLine(data)
+		stat, line = cutField(line)
+		value, _ = cutField(line)
 		if value == nil {
 			continue
 		}
@@ -205,28 +197,4 @@ func parseNetstatSNMP6(data []byte, emit func(proto, name, value []byte) error) 
 		}
 	}
 	return nil
-}
-
-func netstatLine(data []byte) (line, rest []byte) {
-	if i := bytes.IndexByte(data, '\n'); i >= 0 {
-		return data[:i], data[i+1:]
-	}
-	return data, nil
-}
-
-// netstatField1 splits off the first whitespace-separated field; it returns
-// nil when there is none.
-func netstatField1(s []byte) (field, rest []byte) {
-	i := 0
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r') {
-		i++
-	}
-	if i == len(s) {
-		return nil, nil
-	}
-	j := i
-	for j < len(s) && s[j] != ' ' && s[j] != '\t' && s[j] != '\r' {
-		j++
-	}
-	return s[i:j], s[j:]
 }

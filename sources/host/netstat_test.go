@@ -6,7 +6,7 @@ import (
 )
 
 func TestNetstatGolden(t *testing.T) {
-	checkGoldenH2(t, "netstat", "node_netstat_*")
+	checkGolden(t, "netstat", "node_netstat_*")
 }
 
 func TestNetstatParsePairs(t *testing.T) {
@@ -81,7 +81,5 @@ func FuzzNetstatPairs(f *testing.F) {
 }
 
 func BenchmarkNetstat(b *testing.B) {
-	dir := h2Fixtures(b)
-	c := h2NewCollector(b, "netstat", h2FixturePaths(dir), true, nil)
-	benchUpdateH2(b, c)
+	benchUpdate(b, fixtureCollector(b, "netstat", nil))
 }

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -8,8 +9,10 @@ import (
 	"strings"
 )
 
-// readUint reads a file holding one unsigned integer, as sysfs attributes
-// do.
+// readUint reads a file holding one unsigned integer, as sysfs and
+// /proc/sys attributes do. A parse error names the file; an error opening
+// or reading it is os.ReadFile's, so errors.Is(err, os.ErrNotExist) holds
+// for a missing file.
 func readUint(path string) (uint64, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -22,9 +25,16 @@ func readUint(path string) (uint64, error) {
 	return v, nil
 }
 
-// readAllInto reads f to its end into buf, growing it as needed, so a
-// collector can reuse one buffer across scrapes.
-func readAllInto(f *os.File, buf []byte) ([]byte, error) {
+// readFileInto reads the file at path into buf[:0], growing it as needed,
+// so a collector can reuse one buffer across scrapes. Errors are the os
+// package's (they name the file).
+func readFileInto(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return buf[:0], err
+	}
+	defer f.Close()
+	buf = buf[:0]
 	if cap(buf) == 0 {
 		buf = make([]byte, 0, 4096)
 	}
@@ -41,4 +51,30 @@ func readAllInto(f *os.File, buf []byte) ([]byte, error) {
 			return buf, err
 		}
 	}
+}
+
+// cutLine splits b at its first newline into the line, without the
+// newline, and the rest (nil after the last line).
+func cutLine(b []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i], b[i+1:]
+	}
+	return b, nil
+}
+
+// cutField splits off the first field separated by spaces, tabs or
+// carriage returns; field is nil when there is none.
+func cutField(s []byte) (field, rest []byte) {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r') {
+		i++
+	}
+	if i == len(s) {
+		return nil, nil
+	}
+	j := i
+	for j < len(s) && s[j] != ' ' && s[j] != '\t' && s[j] != '\r' {
+		j++
+	}
+	return s[i:j], s[j:]
 }

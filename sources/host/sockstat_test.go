@@ -6,5 +6,5 @@ func TestSockstatGolden(t *testing.T) {
 	if sockstatPageSize != 4096 {
 		t.Skip("e2e-output.txt's mem_bytes assume 4 KiB pages")
 	}
-	checkGoldenH2(t, "sockstat", "node_sockstat_*")
+	checkGolden(t, "sockstat", "node_sockstat_*")
 }

@@ -3,5 +3,5 @@ package host
 import "testing"
 
 func TestSoftnetGolden(t *testing.T) {
-	checkGoldenH2(t, "softnet", "node_softnet_*")
+	checkGolden(t, "softnet", "node_softnet_*")
 }

@@ -10,23 +10,20 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// h3TextfileChdir makes "fixtures" in the working directory point at the
-// node_exporter fixtures, the layout node_exporter's own textfile tests
-// run in, so that file names in the output match the .out files.
-func h3TextfileChdir(t *testing.T) string {
+func TestTextfileGolden(t *testing.T) { checkGolden(t, "textfile", "node_textfile_*", "testmetric*") }
+
+// textfileChdir changes to the collector directory of node_exporter's
+// layout, where its own textfile tests run, so that file names in the
+// output match the .out files.
+func textfileChdir(t *testing.T) string {
 	t.Helper()
-	fixtures := h3Fixtures(t)
-	root := t.TempDir()
-	if err := os.Symlink(fixtures, filepath.Join(root, "fixtures")); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(root)
-	return fixtures
+	t.Chdir(filepath.Join(nodeExporterTree(t), "collector"))
+	return fixtureDir(t)
 }
 
-func h3TextfileCollector(t *testing.T, dir string) *textfileCollector {
+func textfileTestCollector(t *testing.T, dir string) *textfileCollector {
 	t.Helper()
-	c := h3New(t, "textfile", Paths{}, map[string]string{"directory": dir}).(*textfileCollector)
+	c := newCollector(t, "textfile", Paths{}, map[string]string{"directory": dir}).(*textfileCollector)
 	one := 1.0
 	c.mtime = &one
 	return c
@@ -35,7 +32,7 @@ func h3TextfileCollector(t *testing.T, dir string) *textfileCollector {
 // TestTextfileFixtures runs every case of node_exporter's textfile tests
 // (fixtures/textfile/<case>.out) and compares the exposition byte for byte.
 func TestTextfileFixtures(t *testing.T) {
-	fixtures := h3TextfileChdir(t)
+	fixtures := textfileChdir(t)
 	outs, err := filepath.Glob(filepath.Join(fixtures, "textfile", "*.out"))
 	if err != nil || len(outs) == 0 {
 		t.Fatalf("no textfile cases: %v", err)
@@ -51,11 +48,7 @@ func TestTextfileFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mfs, err := h3Gather(t, h3TextfileCollector(t, dir))
-			if err != nil {
-				t.Fatalf("Update: %v", err)
-			}
-			if got := h3Text(t, mfs); got != string(want) {
+			if got := exposition(t, collect(t, textfileTestCollector(t, dir))); got != string(want) {
 				t.Errorf("output differs\n--- got\n%s--- want\n%s", got, want)
 			}
 		})
@@ -65,16 +58,9 @@ func TestTextfileFixtures(t *testing.T) {
 // TestTextfileSeveralDirectories checks the comma-separated form of the
 // repeatable flag and the merge of families across directories.
 func TestTextfileSeveralDirectories(t *testing.T) {
-	h3TextfileChdir(t)
-	mfs, err := h3Gather(t, h3TextfileCollector(t,
+	textfileChdir(t)
+	got := collect(t, textfileTestCollector(t,
 		"fixtures/textfile/metrics_merge_same_help/, fixtures/textfile/two_metric_files"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]*dto.MetricFamily{}
-	for _, mf := range mfs {
-		got[mf.GetName()] = mf
-	}
 	if n := len(got["events_total"].GetMetric()); n != 4 {
 		t.Errorf("events_total: %d series, want 4", n)
 	}
@@ -101,14 +87,7 @@ func TestTextfileConflicts(t *testing.T) {
 	write("a.prom", "# TYPE x counter\nx{f=\"a\"} 1\ny 1\n")
 	write("b.prom", "# TYPE x gauge\nx{f=\"b\"} 2\n# HELP y Late help.\ny{f=\"b\"} 2\n")
 	write("c.prom", "not a metric at all {\n")
-	mfs, err := h3Gather(t, h3TextfileCollector(t, dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]*dto.MetricFamily{}
-	for _, mf := range mfs {
-		got[mf.GetName()] = mf
-	}
+	got := collect(t, textfileTestCollector(t, dir))
 	if x := got["x"]; x.GetType() != dto.MetricType_COUNTER || len(x.GetMetric()) != 1 {
 		t.Errorf("x: want only a.prom's counter, got %v", x)
 	}
@@ -147,7 +126,7 @@ func FuzzTextfile(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, "g.prom"), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		c := h3New(t, "textfile", Paths{}, map[string]string{"directory": dir})
+		c := newCollector(t, "textfile", Paths{}, map[string]string{"directory": dir})
 		// Collect without a registry (whose consistency checks may reject
 		// odd but parseable input): every metric must be writable.
 		ch := make(chan prometheus.Metric, 64)

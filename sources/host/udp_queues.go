@@ -35,25 +35,27 @@ func newUDPQueuesCollector(env *Env) (Collector, error) {
 }
 
 func (c *udpQueuesCollector) Update(ch chan<- prometheus.Metric) error {
-	s4, err4 := c.fs.NetUDPSummary()
-	if err4 == nil {
-		ch <- c.desc.mustNewConstMetric(float64(s4.TxQueueLength), "tx", "v4")
-		ch <- c.desc.mustNewConstMetric(float64(s4.RxQueueLength), "rx", "v4")
-	} else if errors.Is(err4, os.ErrNotExist) {
-		c.logger.Debug("not collecting ipv4 based metrics")
-	} else {
-		return fmt.Errorf("couldn't get udp queued bytes: %w", err4)
+	missing := 0
+	for _, v := range []struct {
+		ip, file string
+		read     func() (*procfs.NetUDPSummary, error)
+	}{
+		{"v4", "udp", c.fs.NetUDPSummary},
+		{"v6", "udp6", c.fs.NetUDP6Summary},
+	} {
+		s, err := v.read()
+		switch {
+		case err == nil:
+			ch <- c.desc.mustNewConstMetric(float64(s.TxQueueLength), "tx", v.ip)
+			ch <- c.desc.mustNewConstMetric(float64(s.RxQueueLength), "rx", v.ip)
+		case errors.Is(err, os.ErrNotExist):
+			c.logger.Debug("not collecting ip" + v.ip + " based metrics")
+			missing++
+		default:
+			return fmt.Errorf("couldn't get %s queued bytes: %w", v.file, err)
+		}
 	}
-	s6, err6 := c.fs.NetUDP6Summary()
-	if err6 == nil {
-		ch <- c.desc.mustNewConstMetric(float64(s6.TxQueueLength), "tx", "v6")
-		ch <- c.desc.mustNewConstMetric(float64(s6.RxQueueLength), "rx", "v6")
-	} else if errors.Is(err6, os.ErrNotExist) {
-		c.logger.Debug("not collecting ipv6 based metrics")
-	} else {
-		return fmt.Errorf("couldn't get udp6 queued bytes: %w", err6)
-	}
-	if errors.Is(err4, os.ErrNotExist) && errors.Is(err6, os.ErrNotExist) {
+	if missing == 2 {
 		return ErrNoData
 	}
 	return nil

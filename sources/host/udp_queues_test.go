@@ -3,15 +3,17 @@ package host
 import (
 	"errors"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestUDPQueuesGolden(t *testing.T) {
-	checkGoldenH2(t, "udp_queues", "node_udp_queues")
+	checkGolden(t, "udp_queues", "node_udp_queues")
 }
 
 func TestUDPQueuesNoData(t *testing.T) {
-	c := h2NewCollector(t, "udp_queues", Paths{Proc: t.TempDir()}, false, nil)
-	ch := make(chan prometheusMetricH2, 8)
+	c := newCollector(t, "udp_queues", Paths{Proc: t.TempDir()}, nil)
+	ch := make(chan prometheus.Metric, 8)
 	if err := c.Update(ch); !errors.Is(err, ErrNoData) {
 		t.Fatalf("err = %v, want ErrNoData", err)
 	}

@@ -3,7 +3,6 @@ package host
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"sync"
@@ -45,22 +44,13 @@ func newVmstatCollector(env *Env) (Collector, error) {
 func (c *vmstatCollector) Update(ch chan<- prometheus.Metric) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f, err := os.Open(c.path)
-	if err != nil {
+	var err error
+	if c.buf, err = readFileInto(c.path, c.buf); err != nil {
 		return err
-	}
-	c.buf, err = readAllInto(f, c.buf[:0])
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", c.path, err)
 	}
 	for rest := c.buf; len(rest) > 0; {
 		var line []byte
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			line, rest = rest, nil
-		}
+		line, rest = cutLine(rest)
 		sp := bytes.IndexByte(line, ' ')
 		if sp <= 0 {
 			continue

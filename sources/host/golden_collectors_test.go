@@ -2,6 +2,8 @@ package host
 
 import "testing"
 
+// Golden tests of the collectors without a test file of their own.
+
 func TestGoldenCPU(t *testing.T) {
 	checkGolden(t, "cpu",
 		"node_cpu_seconds_total", "node_cpu_guest_seconds_total", "node_cpu_info",
@@ -18,9 +20,32 @@ func TestGoldenLoadavg(t *testing.T) {
 	checkGolden(t, "loadavg", "node_load1", "node_load5", "node_load15")
 }
 
-func TestGoldenMeminfo(t *testing.T) { checkGolden(t, "meminfo") }
+// meminfo_numa's families share the prefix.
+func TestGoldenMeminfo(t *testing.T) {
+	checkGolden(t, "meminfo", "node_memory_*", "!node_memory_numa_*")
+}
 
 func TestGoldenVmstat(t *testing.T) {
 	checkGolden(t, "vmstat", "node_vmstat_oom_kill", "node_vmstat_pgfault", "node_vmstat_pgmajfault",
 		"node_vmstat_pgpgin", "node_vmstat_pgpgout", "node_vmstat_pswpin", "node_vmstat_pswpout")
+}
+
+func TestGoldenProcSys(t *testing.T) {
+	for _, tc := range []struct {
+		collector string
+		families  []string
+	}{
+		{"pressure", []string{"node_pressure_*"}},
+		{"conntrack", []string{"node_nf_conntrack_*"}},
+		{"filefd", []string{"node_filefd_*"}},
+		{"entropy", []string{"node_entropy_*"}},
+		{"schedstat", []string{"node_schedstat_*"}},
+		{"mdadm", []string{"node_md_*"}},
+		{"bonding", []string{"node_bonding_*"}},
+		{"thermal_zone", []string{"node_thermal_zone_*", "node_cooling_device_*"}},
+	} {
+		t.Run(tc.collector, func(t *testing.T) {
+			checkGolden(t, tc.collector, tc.families...)
+		})
+	}
 }
