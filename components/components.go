@@ -7,6 +7,7 @@ import (
 	_ "github.com/vigilhq/vigil/processors"
 	_ "github.com/vigilhq/vigil/sinks/loki"
 	_ "github.com/vigilhq/vigil/sinks/stdout"
+	_ "github.com/vigilhq/vigil/sources/containers"
 	_ "github.com/vigilhq/vigil/sources/docker"
 	_ "github.com/vigilhq/vigil/sources/file"
 	_ "github.com/vigilhq/vigil/sources/host"

@@ -104,7 +104,9 @@ type ProcessorFactory func(env Env, cfg *yaml.Node) (Processor, error)
 // prometheus.Collector served on /metrics, as node_exporter's collectors
 // are. A metrics source is named under sources like any source but is not
 // wired into pipelines; the graph registers its collector when it starts
-// and unregisters it when it stops, so a reload swaps it.
+// and unregisters it when it stops, so a reload swaps it. A collector that
+// implements io.Closer is closed once it is no longer served (the graph
+// stopped or was discarded).
 type MetricsSourceFactory func(env Env, cfg *yaml.Node) (prometheus.Collector, error)
 
 // SinkFactory builds a sink from its config node. The sink is running when

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -23,6 +24,10 @@ type Graph struct {
 	sinks   []namedSink
 	routes  []*route
 	reg     *graphRegisterer
+	// closers are the metrics sources that hold resources (a Docker
+	// Engine connection); they are closed when the graph stops or is
+	// discarded.
+	closers []io.Closer
 
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -153,6 +158,7 @@ func BuildWith(cfg *Config, logger *slog.Logger, metrics *Metrics, reg prometheu
 	defer func() {
 		if err != nil {
 			g.reg.unregisterAll()
+			g.closeMetricsSources()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			_ = g.closeSinks(ctx)
@@ -222,6 +228,9 @@ func BuildWith(cfg *Config, logger *slog.Logger, metrics *Metrics, reg prometheu
 			col, err := mf(env(c.Name, "source"), c.Node)
 			if err != nil {
 				return nil, wrapComponentErr("source", c, err)
+			}
+			if cl, ok := col.(io.Closer); ok {
+				g.closers = append(g.closers, cl)
 			}
 			// Served from the agent's registry once the graph starts, and
 			// removed when it stops: a reload swaps it with the new one.
@@ -339,10 +348,22 @@ func (g *Graph) Stop(timeout time.Duration) error {
 	defer cancel()
 	err := g.closeSinks(ctx)
 	g.reg.unregisterAll()
+	g.closeMetricsSources()
 	if perr := g.positions.Save(); perr != nil {
 		err = errors.Join(err, perr)
 	}
 	return err
+}
+
+// closeMetricsSources closes the metrics sources that implement
+// io.Closer, once they are no longer served.
+func (g *Graph) closeMetricsSources() {
+	for _, c := range g.closers {
+		if err := c.Close(); err != nil {
+			g.logger.Warn("closing a metrics source", "err", err)
+		}
+	}
+	g.closers = nil
 }
 
 func (g *Graph) closeSinks(ctx context.Context) error {
@@ -369,6 +390,7 @@ func (g *Graph) closeSinks(ctx context.Context) error {
 func (g *Graph) Discard() error {
 	g.stopped = true
 	g.reg.unregisterAll()
+	g.closeMetricsSources()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	return g.closeSinks(ctx)

@@ -127,3 +127,51 @@ func TestTwoMetricsSourcesOfOneKind(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// closingCollector counts its Close calls.
+type closingCollector struct {
+	testMetricsCollector
+	closed *int
+}
+
+func (c closingCollector) Close() error { *c.closed++; return nil }
+
+var closedCount int
+
+func init() {
+	RegisterMetricsSource("test_metrics_closer", func(env Env, n *yaml.Node) (prometheus.Collector, error) {
+		return closingCollector{testMetricsCollector{2}, &closedCount}, nil
+	})
+}
+
+// TestMetricsSourceClosed checks that a metrics source holding resources
+// is closed once it is no longer served: when the graph stops, and when a
+// graph built only to validate is discarded.
+func TestMetricsSourceClosed(t *testing.T) {
+	cfg := mustLoad(t, "sources:\n  m: {type: test_metrics_closer}\n")
+	closedCount = 0
+	g, err := BuildWith(cfg, quiet, NewTestMetrics(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Start()
+	if closedCount != 0 {
+		t.Fatalf("closed %d times while served", closedCount)
+	}
+	if err := g.Stop(0); err != nil {
+		t.Fatal(err)
+	}
+	if closedCount != 1 {
+		t.Fatalf("closed %d times after Stop, want 1", closedCount)
+	}
+	g, err = Build(cfg, quiet, NewTestMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	if closedCount != 2 {
+		t.Fatalf("closed %d times after Discard, want 2", closedCount)
+	}
+}
