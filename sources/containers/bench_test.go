@@ -13,19 +13,19 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sys/unix"
 
-	"github.com/vigilhq/vigil/sources/docker"
+	"github.com/vigilhq/vigil/internal/dockerengine"
 )
 
 // only is an inventory restricted to some containers, so the benchmark
 // measures its own containers whatever else runs on the host.
 type only struct {
-	e   *docker.Engine
+	e   *dockerengine.Engine
 	ids map[string]bool
 }
 
 func (o *only) Ready() bool { return o.e.Ready() }
-func (o *only) Running() []docker.Container {
-	var out []docker.Container
+func (o *only) Running() []dockerengine.Container {
+	var out []dockerengine.Container
 	for _, c := range o.e.Running() {
 		if o.ids[c.ID] {
 			out = append(out, c)
@@ -58,7 +58,7 @@ func BenchmarkScrape(b *testing.B) {
 	for i, n := range names {
 		ids[i] = dockerCLI(b, "run", "-d", "--name", n, "--no-healthcheck", img)
 	}
-	e, err := docker.OpenEngine(DefaultHost, nil)
+	e, err := dockerengine.Open(DefaultHost, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -37,8 +37,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/internal/dockerengine"
 	"github.com/vigilhq/vigil/pipeline"
-	"github.com/vigilhq/vigil/sources/docker"
 )
 
 // Type is the source type in vigil's config.
@@ -120,7 +120,7 @@ func (c *Config) check(d pipeline.Decoder, node *yaml.Node) error {
 
 // inventory is what the source needs of the Docker Engine watcher.
 type inventory interface {
-	Running() []docker.Container
+	Running() []dockerengine.Container
 	Ready() bool
 }
 
@@ -189,7 +189,7 @@ func New(c Config, logger *slog.Logger) (*Source, error) {
 				return nil, nil, err
 			}
 		}
-		e, err := docker.OpenEngine(host, s.log)
+		e, err := dockerengine.Open(host, s.log)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -360,7 +360,7 @@ func (s *Source) read(t *tracked) error {
 // again when it restarted (a new init pid); its label set is rebuilt when
 // its name, image or labels change. nil means it has no cgroup (yet or
 // any more).
-func (s *Source) track(c docker.Container) *tracked {
+func (s *Source) track(c dockerengine.Container) *tracked {
 	t := s.tracked[c.ID]
 	if t == nil || t.pid != c.Pid {
 		if c.Pid <= 0 {
@@ -408,7 +408,7 @@ func (s *Source) ownNetwork(id string) bool {
 // tenant, and container_label_<key> for its (allowed) Docker labels,
 // sanitized as cAdvisor does; of two keys that sanitize to the same name
 // the first in sorted order wins.
-func (s *Source) labelsOf(c docker.Container, cgroup string) map[string]string {
+func (s *Source) labelsOf(c dockerengine.Container, cgroup string) map[string]string {
 	m := map[string]string{"id": cgroup}
 	if c.Name != "" {
 		m["name"] = c.Name

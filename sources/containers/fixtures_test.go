@@ -9,17 +9,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigilhq/vigil/sources/docker"
+	"github.com/vigilhq/vigil/internal/dockerengine"
 )
 
 // fakeInventory is a fixed list of running containers.
 type fakeInventory struct {
-	running []docker.Container
+	running []dockerengine.Container
 	ready   bool
 }
 
-func (f *fakeInventory) Running() []docker.Container { return slices.Clone(f.running) }
-func (f *fakeInventory) Ready() bool                 { return f.ready }
+func (f *fakeInventory) Running() []dockerengine.Container { return slices.Clone(f.running) }
+func (f *fakeInventory) Ready() bool                       { return f.ready }
 
 func fixtureSource(t testing.TB, dir string, c Config, inv inventory) *Source {
 	t.Helper()
@@ -74,7 +74,7 @@ func TestFixtureV1(t *testing.T) {
 	dir := filepath.Join("testdata", "v1")
 	id := readTrim(t, filepath.Join(dir, "id.txt"))
 	started := time.Date(2026, 11, 26, 1, 39, 45, 137597067, time.UTC)
-	inv := &fakeInventory{ready: true, running: []docker.Container{{
+	inv := &fakeInventory{ready: true, running: []dockerengine.Container{{
 		ID: id, Name: "web-1", Image: "h6probe:1", Pid: 4242, StartedAt: started,
 		Labels: map[string]string{"com.docker.compose.service": "web", "com.example.tenant": "acme"},
 	}}}
@@ -155,7 +155,7 @@ func TestFixtureV2(t *testing.T) {
 	dir := filepath.Join("testdata", "v2")
 	a := "9f3c1e2d4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0"
 	b := "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"
-	inv := &fakeInventory{ready: true, running: []docker.Container{
+	inv := &fakeInventory{ready: true, running: []dockerengine.Container{
 		{ID: a, Name: "rentguy-api", Image: "rentguy/api:1.4", Pid: 5001, Health: "healthy",
 			Labels: map[string]string{"tenant": "rentguy", "com.example/ignored": "x"}},
 		{ID: b, Name: "psra-worker", Image: "psra/worker", Pid: 5002, Health: "unhealthy",

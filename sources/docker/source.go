@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/internal/dockerengine"
 	"github.com/vigilhq/vigil/internal/httpclient"
 	"github.com/vigilhq/vigil/pipeline"
 )
@@ -46,8 +47,8 @@ type Source struct {
 	warned     map[string]bool // containers already warned about (driver)
 	networks   networks
 
-	refreshes atomic.Int64 // completed container lists, for tests
-	eng       *Engine      // set by Run
+	refreshes atomic.Int64         // completed container lists, for tests
+	eng       *dockerengine.Engine // set by Run
 }
 
 // tracked is a container the source knows of. It outlives its followers,
@@ -169,15 +170,15 @@ func (s *Source) Run(ctx context.Context, out pipeline.Output) error {
 
 // openEngine opens the shared Engine for the source's host. A source with
 // its own TLS, auth or proxy settings gets an Engine of its own.
-func (s *Source) openEngine() (*Engine, error) {
+func (s *Source) openEngine() (*dockerengine.Engine, error) {
 	if s.cfg.http == (httpclient.Config{}) {
-		return OpenEngine(s.cfg.host, s.log)
+		return dockerengine.Open(s.cfg.host, s.log)
 	}
 	opts, err := s.clientOptions()
 	if err != nil {
 		return nil, err
 	}
-	return openEngine(s.cfg.host+"#"+s.name, s.cfg.host, opts, s.log)
+	return dockerengine.OpenWith(s.cfg.host+"#"+s.name, s.cfg.host, opts, s.log)
 }
 
 // clientOptions connects to the host. A tcp://, http:// or https:// host

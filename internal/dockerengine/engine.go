@@ -1,4 +1,7 @@
-package docker
+// Package dockerengine is the agent's one view of each Docker Engine it
+// talks to: one events stream, one container list and one inspect cache per
+// Engine, shared by the docker log source and the container metrics source.
+package dockerengine
 
 import (
 	"context"
@@ -19,7 +22,7 @@ import (
 // one container list, and the inspected metadata of the running
 // containers, shared by every component that needs them (the docker log
 // source and the container metrics source). Engines are shared per host
-// and reference-counted: OpenEngine returns the running one, and the last
+// and reference-counted: Open returns the running one, and the last
 // Close stops it.
 type Engine struct {
 	key  string
@@ -73,16 +76,16 @@ var engines = struct {
 	m map[string]*Engine
 }{m: map[string]*Engine{}}
 
-// OpenEngine returns the shared Engine for host (a unix socket or plain
+// Open returns the shared Engine for host (a unix socket or plain
 // tcp://), starting it if none runs. Close releases it.
-func OpenEngine(host string, logger *slog.Logger) (*Engine, error) {
-	return openEngine(host, host, nil, logger)
+func Open(host string, logger *slog.Logger) (*Engine, error) {
+	return OpenWith(host, host, nil, logger)
 }
 
-// openEngine returns the Engine registered under key, or starts one with
+// OpenWith returns the Engine registered under key, or starts one with
 // the client options. A source with its own TLS or auth settings uses a
 // key of its own, so its credentials are never lent to another.
-func openEngine(key, host string, opts []client.Opt, logger *slog.Logger) (*Engine, error) {
+func OpenWith(key, host string, opts []client.Opt, logger *slog.Logger) (*Engine, error) {
 	engines.Lock()
 	defer engines.Unlock()
 	if e := engines.m[key]; e != nil {
