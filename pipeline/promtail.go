@@ -22,8 +22,8 @@ import (
 //     Promtail adds none, and its relabel rules see the same __meta_docker_*
 //     labels, including __meta_docker_container_log_stream.
 //   - each client becomes a loki sink, taking the client block unchanged.
-//   - a host source serves node_exporter's metrics, as the embedded
-//     default config does.
+//   - a host source and a containers source serve node_exporter's and
+//     cAdvisor's metrics, as the embedded default config does.
 //   - one pipeline sends every source to every sink, as Promtail sends
 //     every entry to every client.
 //
@@ -193,17 +193,21 @@ func translatePromtail(d Decoder, root *yaml.Node) (*Config, error) {
 	if len(pc.ScrapeConfigs) == 0 {
 		cfg.Notes = append(cfg.Notes, "no scrape_configs: there is nothing to read")
 	}
-	// vigil replaces node_exporter too: a Promtail config gets the host
-	// metrics on its HTTP port, with node_exporter's defaults (and flags).
-	if IsMetricsSource("host") {
-		name := "host"
+	// vigil replaces node_exporter and cAdvisor too: a Promtail config
+	// gets the host and container metrics on its HTTP port, with their
+	// defaults (and flags), as the embedded default config does.
+	for _, typ := range []string{"host", "containers"} {
+		if !IsMetricsSource(typ) {
+			continue
+		}
+		name := typ
 		for i := 0; ; i++ {
 			if _, taken := Components(cfg.Sources).Get(name); !taken {
 				break
 			}
-			name = fmt.Sprintf("host_metrics%d", i)
+			name = fmt.Sprintf("%s_metrics%d", typ, i)
 		}
-		cfg.Sources = append(cfg.Sources, Component{Name: name, Type: "host", Node: mapNode(), At: root, NameAt: root})
+		cfg.Sources = append(cfg.Sources, Component{Name: name, Type: typ, Node: mapNode(), At: root, NameAt: root})
 	}
 	if len(sources) > 0 {
 		cfg.Pipelines = Pipelines{{Name: "promtail", Sources: sources, Sinks: sinks, At: root}}
