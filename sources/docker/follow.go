@@ -79,25 +79,50 @@ func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Ou
 	}
 	defer rc.Close()
 
-	lines := make(chan line, 64)
-	errc := make(chan error, 1)
-	p := &parser{maxLine: s.cfg.maxLine, since: since, emit: func(l line) bool {
-		select {
-		case lines <- l:
+	// Lines cross to the batching goroutine in chunks, not one by one: a
+	// channel operation per line cost more than parsing the line. A chunk
+	// is handed over when it is full or when the reader has nothing more
+	// buffered (its next read may block), so a quiet container's line is
+	// not held back. Chunk arrays go back through free and are reused.
+	chunks := make(chan []line, 2)
+	free := make(chan []line, 3)
+	cur := make([]line, 0, chunkLines)
+	send := func() bool {
+		if len(cur) == 0 {
 			return true
+		}
+		select {
+		case chunks <- cur:
 		case <-ctx.Done():
 			return false
 		}
-	}, truncated: s.truncated.Inc}
-	go func() {
-		defer close(lines)
-		if t.meta.Load().tty {
-			errc <- p.readRaw(rc)
-		} else {
-			errc <- p.readMux(rc)
+		select {
+		case cur = <-free:
+			cur = cur[:0]
+		default:
+			cur = make([]line, 0, chunkLines)
 		}
+		return true
+	}
+	errc := make(chan error, 1)
+	p := &parser{maxLine: s.cfg.maxLine, since: since, emit: func(l line) bool {
+		cur = append(cur, l)
+		return len(cur) < chunkLines || send()
+	}, idle: send, truncated: s.truncated.Inc}
+	go func() {
+		defer close(chunks)
+		var err error
+		if t.meta.Load().tty {
+			err = p.readRaw(rc)
+		} else {
+			err = p.readMux(rc)
+		}
+		if !send() && err == nil {
+			err = errStopped
+		}
+		errc <- err
 	}()
-	n, err := s.batch(ctx, out, t, lines)
+	n, err := s.batch(ctx, out, t, chunks, free)
 	if err != nil {
 		// ctx ended: nothing more is taken. Unblock the reader and wait
 		// for it, so no goroutine outlives Run.
@@ -112,9 +137,13 @@ func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Ou
 	return n, nil
 }
 
+// chunkLines is the most lines the reader hands over at once.
+const chunkLines = 256
+
 // batch groups lines into batches of up to batchLines lines or batchBytes
-// bytes, or what arrived within batchWait of a batch's first line.
-func (s *Source) batch(ctx context.Context, out pipeline.Output, t *tracked, lines <-chan line) (emitted int, _ error) {
+// bytes, or what arrived within batchWait of a batch's first line. Chunk
+// arrays are returned on free once their lines are in a batch.
+func (s *Source) batch(ctx context.Context, out pipeline.Output, t *tracked, chunks <-chan []line, free chan<- []line) (emitted int, _ error) {
 	var (
 		b      *pipeline.Batch
 		ref    *settleRef
@@ -144,10 +173,10 @@ func (s *Source) batch(ctx context.Context, out pipeline.Output, t *tracked, lin
 		return nil
 	}
 	for {
-		var l line
+		var chunk []line
 		var ok bool
 		select {
-		case l, ok = <-lines:
+		case chunk, ok = <-chunks:
 		case <-wait:
 			if err := flush(); err != nil {
 				return emitted, err
@@ -159,24 +188,37 @@ func (s *Source) batch(ctx context.Context, out pipeline.Output, t *tracked, lin
 		if !ok {
 			return emitted, flush()
 		}
-		if b == nil {
-			r := &settleRef{ck: t.ck}
-			ref = r
-			b = pipeline.NewBatch(min(s.cfg.batchLines, 64), func() { r.ck.settle(r.p) })
-			timer.Reset(s.cfg.batchWait)
-			wait = timer.C
-		}
 		md := t.meta.Load()
-		if ls, keep := md.labelsFor(l.stream); keep {
-			b.Entries = append(b.Entries, pipeline.Entry{Time: l.time, Line: l.data, Labels: ls, Tenant: md.tenant})
-		}
-		size += len(l.data)
-		cursor = max(cursor, l.cursor)
-		if len(b.Entries) >= s.cfg.batchLines || size >= s.cfg.batchBytes {
-			timer.Stop()
-			if err := flush(); err != nil {
-				return emitted, err
+		for _, l := range chunk {
+			if b == nil {
+				r := &settleRef{ck: t.ck}
+				ref = r
+				// A busy container fills its batches: start with a
+				// full-size (pooled) entry array rather than growing one.
+				capacity := min(s.cfg.batchLines, 64)
+				if len(chunk) >= 64 {
+					capacity = s.cfg.batchLines
+				}
+				b = pipeline.NewBatch(capacity, func() { r.ck.settle(r.p) })
+				timer.Reset(s.cfg.batchWait)
+				wait = timer.C
 			}
+			if ls, keep := md.labelsFor(l.stream); keep {
+				b.Entries = append(b.Entries, pipeline.Entry{Time: l.time, Line: l.data, Labels: ls, Tenant: md.tenant})
+			}
+			size += len(l.data)
+			cursor = max(cursor, l.cursor)
+			if len(b.Entries) >= s.cfg.batchLines || size >= s.cfg.batchBytes {
+				timer.Stop()
+				if err := flush(); err != nil {
+					return emitted, err
+				}
+			}
+		}
+		clear(chunk) // drop the line data: the batches own it now
+		select {
+		case free <- chunk[:0]:
+		default:
 		}
 	}
 }
@@ -196,6 +238,9 @@ type parser struct {
 	since     int64 // messages at or before it are skipped
 	emit      func(line) bool
 	truncated func()
+	// idle, when set, runs before a read that may block because nothing
+	// more is buffered; false stops the reader.
+	idle func() bool
 
 	partial [3]partialLine // per stream
 }
@@ -210,12 +255,22 @@ type partialLine struct {
 
 var errStopped = errors.New("consumer stopped")
 
+// slabSize is the size of the blocks messages are read into. A message
+// becomes an entry's line without a copy, so a block is shared by the
+// lines of a few batches and freed with the last of them: one allocation
+// per few hundred lines instead of one per line.
+const slabSize = 64 << 10
+
 // readMux reads stdcopy frames: an 8-byte header (stream, 3 zero bytes,
 // big-endian payload size) and the payload, one log message per frame.
 func (p *parser) readMux(r io.Reader) error {
 	br := bufio.NewReaderSize(r, 32<<10)
 	var hdr [8]byte
+	var slab []byte
 	for {
+		if br.Buffered() == 0 && p.idle != nil && !p.idle() {
+			return errStopped
+		}
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			if err == io.ErrUnexpectedEOF {
 				return fmt.Errorf("truncated frame header: %w", err)
@@ -238,7 +293,14 @@ func (p *parser) readMux(r io.Reader) error {
 			}
 			continue
 		}
-		msg := make([]byte, n)
+		if n > cap(slab)-len(slab) {
+			slab = make([]byte, 0, max(slabSize, n))
+		}
+		start := len(slab)
+		slab = slab[:start+n]
+		// The full slice expression keeps a later message from being
+		// appended into this one.
+		msg := slab[start : start+n : start+n]
 		if _, err := io.ReadFull(br, msg); err != nil {
 			return fmt.Errorf("truncated frame: %w", err)
 		}
@@ -253,6 +315,9 @@ func (p *parser) readRaw(r io.Reader) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var acc []byte
 	for {
+		if br.Buffered() == 0 && p.idle != nil && !p.idle() {
+			return errStopped
+		}
 		frag, err := br.ReadSlice('\n')
 		// Keep a bounded line; message truncates it to maxLine and counts.
 		if room := p.maxLine + 64 + 2*dockerPieceSize - len(acc); len(frag) <= room {
@@ -401,9 +466,61 @@ func splitTimestamp(msg []byte) (ts int64, text []byte) {
 	if i < 20 || i > 40 {
 		return 0, msg
 	}
+	if ts, ok := parseDockerTime(msg[:i]); ok {
+		return ts, msg[i+1:]
+	}
 	t, err := time.Parse(time.RFC3339Nano, string(msg[:i]))
 	if err != nil {
 		return 0, msg
 	}
 	return t.UnixNano(), msg[i+1:]
 }
+
+// parseDockerTime parses the one form the Engine writes, RFC3339 in UTC
+// with nine fraction digits ("2006-01-02T15:04:05.000000000Z"), without
+// allocating; time.Parse cost more than the rest of a line's parsing.
+// Anything else, and years outside 1970-2261 (where nanoseconds since
+// the epoch fit in an int64), are left to time.Parse (ok is false), which
+// also rejects what is invalid.
+func parseDockerTime(b []byte) (ns int64, ok bool) {
+	if len(b) != 30 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' ||
+		b[16] != ':' || b[19] != '.' || b[29] != 'Z' {
+		return 0, false
+	}
+	num := func(b []byte) int64 {
+		var v int64
+		for _, c := range b {
+			d := c - '0'
+			if d > 9 {
+				return -1
+			}
+			v = v*10 + int64(d)
+		}
+		return v
+	}
+	year, month, day := num(b[0:4]), num(b[5:7]), num(b[8:10])
+	hour, minute, sec, frac := num(b[11:13]), num(b[14:16]), num(b[17:19]), num(b[20:29])
+	// num gives -1 for a non-digit; OR-ing keeps any negative.
+	if year < 1970 || year > 2261 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 ||
+		hour|minute|sec|frac < 0 {
+		return 0, false
+	}
+	leap := year%4 == 0 && (year%100 != 0 || year%400 == 0)
+	if day > int64(daysIn[month]) && !(month == 2 && day == 29 && leap) {
+		return 0, false
+	}
+	// Days since the epoch of a proleptic Gregorian date (Howard
+	// Hinnant's days_from_civil), for years counted from March.
+	y := year
+	if month <= 2 {
+		y--
+	}
+	era := y / 400
+	yoe := y - era*400
+	doy := (153*((month+9)%12)+2)/5 + day - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	days := era*146097 + doe - 719468
+	return ((days*24+hour)*60+minute)*60*1e9 + sec*1e9 + frac, true
+}
+
+var daysIn = [13]int8{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}

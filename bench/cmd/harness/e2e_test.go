@@ -14,7 +14,7 @@ import (
 // TestMain lets the test binary stand in for the harness binary when the
 // harness starts itself as the baseline child.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "-internal-baseline" {
+	if len(os.Args) > 1 && (os.Args[1] == "-internal-baseline" || os.Args[1] == "-internal-docker-baseline") {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())

@@ -11,6 +11,7 @@
 //	go run ./bench/cmd/harness -scenario regex
 //	go run ./bench/cmd/harness -scenario manyfiles
 //	go run ./bench/cmd/harness -scenario latency
+//	go run ./bench/cmd/harness -scenario docker
 //	go run ./bench/cmd/harness -scenario all -record
 package main
 
@@ -35,28 +36,31 @@ import (
 )
 
 type options struct {
-	scenario    string
-	config      string
-	promtail    string
-	jsonConfig  string
-	regexConfig string
-	lines       int64
-	files       int
-	many        int
-	rate        float64
-	duration    time.Duration
-	repeat      int
-	vigil       string
-	build       bool
-	out         string
-	timeout     time.Duration
-	record      bool
-	results     string
-	note        string
-	keep        bool
-	vigilArgs   string
-	buffer      int64
-	internalBR  bool
+	scenario     string
+	config       string
+	promtail     string
+	jsonConfig   string
+	regexConfig  string
+	dockerConfig string
+	containers   int
+	lines        int64
+	files        int
+	many         int
+	rate         float64
+	duration     time.Duration
+	repeat       int
+	vigil        string
+	build        bool
+	out          string
+	timeout      time.Duration
+	record       bool
+	results      string
+	note         string
+	keep         bool
+	vigilArgs    string
+	buffer       int64
+	internalBR   bool
+	internalDBR  bool
 }
 
 func main() {
@@ -67,11 +71,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs := flag.NewFlagSet("harness", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", "passthrough", "passthrough, promtail, json, regex, manyfiles, latency or all")
+	fs.StringVar(&o.scenario, "scenario", "passthrough", "passthrough, promtail, json, regex, manyfiles, latency, docker or all")
 	fs.StringVar(&o.config, "config", "bench/configs/passthrough.yaml", "vigil config template for passthrough, manyfiles and latency")
 	fs.StringVar(&o.promtail, "promtail-config", "bench/configs/promtail.yaml", "Promtail-format config template for the promtail scenario")
 	fs.StringVar(&o.jsonConfig, "json-config", "bench/configs/json.yaml", "config template for the json scenario (JSON lines through json, labels and timestamp stages)")
 	fs.StringVar(&o.regexConfig, "regex-config", "bench/configs/regex.yaml", "config template for the regex scenario (access-log lines through regex and labels stages)")
+	fs.StringVar(&o.dockerConfig, "docker-config", "bench/configs/docker.yaml", "config template for the docker scenario (a docker source filtered to the benchmark's containers)")
+	fs.IntVar(&o.containers, "containers", 20, "containers the docker scenario spreads -lines over (compared with 1 container)")
 	fs.Int64Var(&o.lines, "lines", 2_000_000, "lines in the throughput workloads")
 	fs.IntVar(&o.files, "files", 1, "files the passthrough, promtail, json and regex workloads are split over")
 	fs.IntVar(&o.many, "many", 1000, "files in the many-files workload (compared with 1 file)")
@@ -89,6 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.vigilArgs, "vigil-args", "", "extra arguments for vigil, space separated")
 	fs.Int64Var(&o.buffer, "buffer-bytes", 0, "buffer.max_bytes for templates that use .BufferBytes (passthrough.yaml); 0 keeps vigil's default")
 	fs.BoolVar(&o.internalBR, "internal-baseline", false, "internal: read the files named as arguments and print the counts as JSON")
+	fs.BoolVar(&o.internalDBR, "internal-docker-baseline", false, "internal: read the logs of the containers named as arguments through the Engine API and print the counts as JSON")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -97,6 +104,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.internalBR {
 		return baselineChild(fs.Args(), stdout, stderr)
+	}
+	if o.internalDBR {
+		return dockerBaselineChild(fs.Args(), stdout, stderr)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "harness: unexpected argument %q\n", fs.Arg(0))
@@ -112,12 +122,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 type harness struct {
-	o    options
-	log  *slog.Logger
-	args []string
-	root string
-	tp   []throughputResult
-	lat  []latencyResult
+	o     options
+	log   *slog.Logger
+	args  []string
+	root  string
+	tp    []throughputResult
+	lat   []latencyResult
+	image string // the docker scenario's loggen image, once built
 }
 
 func (h *harness) main(stdout io.Writer) error {
@@ -128,7 +139,7 @@ func (h *harness) main(stdout io.Writer) error {
 	h.root = root
 	// Relative paths in flags are relative to the repository root, so the
 	// documented commands work from any directory inside it.
-	for _, p := range []*string{&h.o.config, &h.o.promtail, &h.o.jsonConfig, &h.o.regexConfig, &h.o.vigil, &h.o.out, &h.o.results} {
+	for _, p := range []*string{&h.o.config, &h.o.promtail, &h.o.jsonConfig, &h.o.regexConfig, &h.o.dockerConfig, &h.o.vigil, &h.o.out, &h.o.results} {
 		if !filepath.IsAbs(*p) {
 			*p = filepath.Join(root, *p)
 		}
@@ -150,17 +161,21 @@ func (h *harness) main(stdout io.Writer) error {
 					func() error { return h.throughput("manyfiles", h.o.config, h.o.many) })
 			case "latency":
 				steps = append(steps, h.latency)
+			case "docker":
+				steps = append(steps, func() error { return h.docker(h.o.containers) },
+					func() error { return h.docker(1) })
 			}
 		}
 	}
 	switch h.o.scenario {
-	case "passthrough", "promtail", "json", "regex", "manyfiles", "latency":
+	case "passthrough", "promtail", "json", "regex", "manyfiles", "latency", "docker":
 		add(h.o.scenario)
 	case "all":
-		add("passthrough", "promtail", "json", "regex", "manyfiles", "latency")
+		add("passthrough", "promtail", "json", "regex", "manyfiles", "latency", "docker")
 	default:
-		return fmt.Errorf("unknown scenario %q (want passthrough, promtail, json, regex, manyfiles, latency or all)", h.o.scenario)
+		return fmt.Errorf("unknown scenario %q (want passthrough, promtail, json, regex, manyfiles, latency, docker or all)", h.o.scenario)
 	}
+	defer h.removeImage()
 	if h.o.build {
 		if err := h.buildVigil(); err != nil {
 			return err
@@ -227,7 +242,8 @@ type templateData struct {
 	LogDir        string
 	PositionsFile string
 	PushURL       string
-	BufferBytes   int64 // 0: leave vigil's default
+	BufferBytes   int64  // 0: leave vigil's default
+	RunLabel      string // docker: the label key=value of this run's containers
 }
 
 func renderConfig(tmplPath, outPath string, d templateData) error {
@@ -260,6 +276,7 @@ func (h *harness) validateConfig(tmpl, dir string) error {
 		PositionsFile: filepath.Join(dir, "positions.yaml"),
 		// Nothing is sent: validate builds components without starting them.
 		PushURL: "http://127.0.0.1:9/loki/api/v1/push", BufferBytes: h.o.buffer,
+		RunLabel: "vigil.bench=validate",
 	}
 	if err := renderConfig(tmpl, cfgPath, d); err != nil {
 		return err
@@ -405,7 +422,7 @@ func (h *harness) throughput(scenario, tmpl string, files int) error {
 		}
 		if err == nil {
 			h.log.Info("baseline", "run", name, "lines_per_s", fmtCount(perSec(r.Lines, r.Baseline.Wall)), "lines_per_cpu_s", fmtCount(perSec(r.Lines, r.Baseline.CPU)))
-			err = h.runThroughput(&r, dir, tmpl, glob, i)
+			err = h.runThroughput(&r, dir, tmpl, templateData{LogGlob: glob, LogDir: filepath.Dir(glob)}, i)
 		}
 		if err != nil {
 			r.Err = err
@@ -419,7 +436,10 @@ func (h *harness) throughput(scenario, tmpl string, files int) error {
 	return nil
 }
 
-func (h *harness) runThroughput(r *throughputResult, dir, tmpl, glob string, rep int) error {
+// runThroughput runs vigil on the config tmpl renders with d (the
+// positions file, push URL and buffer size are filled in here) until the
+// receiver has r.Lines lines.
+func (h *harness) runThroughput(r *throughputResult, dir, tmpl string, d templateData, rep int) error {
 	positions := filepath.Join(dir, "positions.yaml")
 	_ = os.Remove(positions)
 	rcv, err := h.listen(filepath.Join(dir, fmt.Sprintf("pushes-%d.csv", rep)))
@@ -428,7 +448,8 @@ func (h *harness) runThroughput(r *throughputResult, dir, tmpl, glob string, rep
 	}
 	defer rcv.Close()
 	cfgPath := filepath.Join(dir, "vigil.yaml")
-	if err := renderConfig(tmpl, cfgPath, templateData{LogGlob: glob, LogDir: filepath.Dir(glob), PositionsFile: positions, PushURL: rcv.PushURL(), BufferBytes: h.o.buffer}); err != nil {
+	d.PositionsFile, d.PushURL, d.BufferBytes = positions, rcv.PushURL(), h.o.buffer
+	if err := renderConfig(tmpl, cfgPath, d); err != nil {
 		return err
 	}
 	a, err := startAgent(h.o.vigil, cfgPath, filepath.Join(dir, fmt.Sprintf("vigil-%d.log", rep)), strings.Fields(h.o.vigilArgs))

@@ -9,6 +9,7 @@
 //	loggen -o /tmp/access.log -rate 10000 -duration 30s -rotate-lines 100000
 //	loggen -o /tmp/access.log -rate 1000 -n 10000 -rotate-lines 3000 -copytruncate
 //	loggen -o - -rate 100 -n 0        # stdout until SIGTERM, for a container
+//	loggen -q -n 100000 -hold 1h -done /done/c1   # a container whose log stays followed
 package main
 
 import (
@@ -43,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	seed := fs.Uint64("seed", 1, "random seed for the line content")
 	format := fs.String("format", "access", "line format: access (nginx combined) or json")
 	quiet := fs.Bool("q", false, "do not print the summary on stderr")
+	hold := fs.Duration("hold", 0, "after writing, stay alive this long or until SIGTERM, so a container keeps running with its log complete")
+	done := fs.String("done", "", "create this file once every line is written (a harness waits for it before reading a container's log)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -82,6 +85,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loggen: %d lines, %d bytes (%.1f bytes/line), %d rotations in %v: %.0f lines/s\n",
 			res.Lines, res.Bytes, float64(res.Bytes)/float64(max(res.Lines, 1)), res.Rotations,
 			res.Elapsed.Round(time.Millisecond), res.LinesPerSecond())
+	}
+	if *done != "" {
+		if err := os.WriteFile(*done, nil, 0o644); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+	}
+	if *hold > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(*hold):
+		}
 	}
 	return 0
 }
