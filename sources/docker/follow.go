@@ -32,8 +32,9 @@ type line struct {
 // follow streams the container's log until the stream ends (the container
 // stopped) and no start came in meanwhile.
 func (s *Source) follow(ctx context.Context, cli *client.Client, out pipeline.Output, t *tracked) {
+	final := false
 	for {
-		n, err := s.stream(ctx, cli, out, t)
+		n, held, err := s.stream(ctx, cli, out, t, final)
 		if ctx.Err() != nil {
 			return
 		}
@@ -41,6 +42,14 @@ func (s *Source) follow(ctx context.Context, cli *client.Client, out pipeline.Ou
 			// Engines before 23.0 may end a follow as the container stops
 			// before every line was sent; read again until a pass brings
 			// nothing new.
+			final = false
+			continue
+		}
+		if err == nil && held && !final {
+			// The stream ended inside a split line and a re-read brought
+			// nothing new: read once more, and this time send the open
+			// line as it is (the container stopped while writing it).
+			final = true
 			continue
 		}
 		if err != nil {
@@ -61,8 +70,10 @@ func (s *Source) follow(ctx context.Context, cli *client.Client, out pipeline.Ou
 
 // stream reads one logs request. Lines at or before the resume cursor were
 // delivered already (the Engine's since is inclusive) and are skipped.
-// It returns the number of lines emitted.
-func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Output, t *tracked) (int, error) {
+// It returns the number of lines emitted, and whether the stream ended
+// inside a split line, which is then held back (read again from its first
+// piece by the next pass) unless final is set.
+func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Output, t *tracked, final bool) (int, bool, error) {
 	since := t.read
 	if since == 0 {
 		since = t.ck.load()
@@ -75,7 +86,7 @@ func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Ou
 	defer cancel()
 	rc, err := cli.ContainerLogs(ctx, t.id, opts)
 	if err != nil {
-		return 0, fmt.Errorf("opening logs of %s: %w", t.id, err)
+		return 0, false, fmt.Errorf("opening logs of %s: %w", t.id, err)
 	}
 	defer rc.Close()
 
@@ -108,7 +119,7 @@ func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Ou
 	p := &parser{maxLine: s.cfg.maxLine, since: since, emit: func(l line) bool {
 		cur = append(cur, l)
 		return len(cur) < chunkLines || send()
-	}, idle: send, truncated: s.truncated.Inc}
+	}, idle: send, truncated: s.truncated.Inc, flushAtEOF: final}
 	go func() {
 		defer close(chunks)
 		var err error
@@ -129,12 +140,12 @@ func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Ou
 		cancel()
 		rc.Close()
 		<-errc
-		return n, nil
+		return n, false, nil
 	}
 	if err := <-errc; err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
-		return n, err
+		return n, false, err
 	}
-	return n, nil
+	return n, p.held, nil
 }
 
 // chunkLines is the most lines the reader hands over at once.
@@ -241,6 +252,11 @@ type parser struct {
 	// idle, when set, runs before a read that may block because nothing
 	// more is buffered; false stops the reader.
 	idle func() bool
+	// flushAtEOF sends lines left open when the stream ends; otherwise
+	// they are dropped from this pass and held reports them.
+	flushAtEOF bool
+	held       bool
+	lastDrain  time.Time
 
 	partial [3]partialLine // per stream
 }
@@ -276,7 +292,7 @@ func (p *parser) readMux(r io.Reader) error {
 				return fmt.Errorf("truncated frame header: %w", err)
 			}
 			if err == io.EOF {
-				p.flushPartials()
+				p.endOfStream()
 			}
 			return err
 		}
@@ -342,7 +358,7 @@ func (p *parser) readRaw(r io.Reader) error {
 		}
 		if err != nil {
 			if err == io.EOF {
-				p.flushPartials()
+				p.endOfStream()
 			}
 			return err
 		}
@@ -445,6 +461,22 @@ func (p *parser) cursor(stream byte, ts int64) int64 {
 		}
 	}
 	return ts
+}
+
+// endOfStream deals with lines left open when the stream ended. Engines
+// before 23.0 may end a follow as the container stops before they sent a
+// long line's last pieces, so an open line is not sent as it is: the next
+// pass reads it again from its first piece (the cursor never moved past
+// it). Only the final pass, after a re-read brought nothing new, sends it:
+// the container stopped in the middle of writing it.
+func (p *parser) endOfStream() {
+	if p.flushAtEOF {
+		p.flushPartials()
+		return
+	}
+	for s := range p.partial {
+		p.held = p.held || p.partial[s].active
+	}
 }
 
 // flushPartials emits lines left open when the stream ended (the

@@ -35,7 +35,7 @@ func parseAll(t *testing.T, in []byte, raw bool, since int64, maxLine int) []lin
 	p := &parser{maxLine: maxLine, since: since, truncated: func() {}, emit: func(l line) bool {
 		got = append(got, l)
 		return true
-	}}
+	}, flushAtEOF: true}
 	var err error
 	if raw {
 		err = p.readRaw(bytes.NewReader(in))
@@ -79,7 +79,7 @@ func TestParserMux(t *testing.T) {
 			want: []line{{t0 + 3, t0 - 1, 2, []byte("err")}, {t0, t0 + 6, 1, []byte("opened")}},
 		},
 		{
-			name: "a line open at the end of the stream is emitted",
+			name: "a line open at the end of the final pass is emitted",
 			in:   cat(frame(1, t0, "x\n"), frame(1, t0+1, "dangling")),
 			want: []line{{t0, t0, 1, []byte("x")}, {t0 + 1, t0 + 1, 1, []byte("dangling")}},
 		},
@@ -269,4 +269,26 @@ func BenchmarkParserMux(b *testing.B) {
 		_ = p.readMux(bytes.NewReader(in))
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// A line still open when a (non-final) stream ends is held back, not sent
+// in pieces: the Engine may have ended the follow before its last pieces,
+// and the next pass reads it again from its first piece.
+func TestParserHoldsOpenLineAtEndOfStream(t *testing.T) {
+	const t0 = 1700000000123456789
+	var got []line
+	p := &parser{maxLine: DefaultMaxLineSize, truncated: func() {}, emit: func(l line) bool {
+		got = append(got, l)
+		return true
+	}}
+	in := append(frame(1, t0, "x\n"), frame(1, t0+1, "first piece of a long line")...)
+	if err := p.readMux(bytes.NewReader(in)); err != io.EOF {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || string(got[0].data) != "x" || got[0].cursor != t0 {
+		t.Fatalf("got %v, want only the complete line", got)
+	}
+	if !p.held {
+		t.Fatal("the open line is not reported held")
+	}
 }
