@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,7 +96,7 @@ func OpenWith(key, host string, opts []client.Opt, logger *slog.Logger) (*Engine
 		return e, nil
 	}
 	if opts == nil {
-		opts = []client.Opt{client.WithHost(host), client.WithAPIVersionNegotiation()}
+		opts = DefaultOptions(host)
 	}
 	cli, err := client.New(opts...)
 	if err != nil {
@@ -117,6 +118,26 @@ func OpenWith(key, host string, opts []client.Opt, logger *slog.Logger) (*Engine
 	engines.m[key] = e
 	go e.run(ctx)
 	return e, nil
+}
+
+// ReadBufferSize is the HTTP transport's read buffer. The Engine writes
+// every log message as its own HTTP chunk; with the default 4 KiB buffer a
+// busy container costs a read system call per line, with 64 KiB one call
+// takes what has arrived.
+const ReadBufferSize = 64 << 10
+
+// DefaultOptions are the client options for a host without TLS or auth.
+func DefaultOptions(host string) []client.Opt {
+	return []client.Opt{
+		client.WithHTTPClient(&http.Client{
+			Transport:     &http.Transport{ReadBufferSize: ReadBufferSize},
+			CheckRedirect: client.CheckRedirect,
+		}),
+		// After the HTTP client: WithHost sets the dialer for the socket.
+		client.WithHost(host),
+		client.WithScheme("http"),
+		client.WithAPIVersionNegotiation(),
+	}
 }
 
 // Close releases the Engine; the last user stops it.

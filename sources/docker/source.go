@@ -194,6 +194,7 @@ func (s *Source) clientOptions() ([]client.Opt, error) {
 	if err != nil {
 		return nil, err
 	}
+	tr.ReadBufferSize = dockerengine.ReadBufferSize
 	scheme := "http"
 	if u.Scheme == "https" || tr.TLSClientConfig != nil {
 		scheme = "https"
