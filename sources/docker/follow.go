@@ -254,9 +254,11 @@ type parser struct {
 	idle func() bool
 	// flushAtEOF sends lines left open when the stream ends; otherwise
 	// they are dropped from this pass and held reports them.
-	flushAtEOF bool
-	held       bool
-	lastDrain  time.Time
+	flushAtEOF  bool
+	held        bool
+	lastDrain   time.Time
+	read        int64 // bytes read from the stream
+	readAtDrain int64
 
 	partial [3]partialLine // per stream
 }
@@ -280,11 +282,11 @@ const slabSize = 64 << 10
 // readMux reads stdcopy frames: an 8-byte header (stream, 3 zero bytes,
 // big-endian payload size) and the payload, one log message per frame.
 func (p *parser) readMux(r io.Reader) error {
-	br := bufio.NewReaderSize(r, 32<<10)
+	br := bufio.NewReaderSize(p.measure(r), 32<<10)
 	var hdr [8]byte
 	var slab []byte
 	for {
-		if br.Buffered() == 0 && p.idle != nil && !p.idle() {
+		if br.Buffered() == 0 && !p.drained() {
 			return errStopped
 		}
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
@@ -328,10 +330,10 @@ func (p *parser) readMux(r io.Reader) error {
 
 // readRaw reads a TTY container's stream: no frames, one message a line.
 func (p *parser) readRaw(r io.Reader) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(p.measure(r), 64<<10)
 	var acc []byte
 	for {
-		if br.Buffered() == 0 && p.idle != nil && !p.idle() {
+		if br.Buffered() == 0 && !p.drained() {
 			return errStopped
 		}
 		frag, err := br.ReadSlice('\n')
@@ -461,6 +463,53 @@ func (p *parser) cursor(stream byte, ts int64) int64 {
 		}
 	}
 	return ts
+}
+
+// coalesceWait is how long a reader that caught up with a trickling
+// stream waits before reading again. The Engine writes every message as
+// its own HTTP chunk, so a reader that keeps up wakes once per line;
+// waiting a moment lets the lines of a stream that trickles fast gather in
+// the socket, to be read with one system call and handed over as one
+// chunk. A stream trickles when it caught up again soon after the last
+// time, having read little meanwhile; a stream with a backlog reads much
+// between catch-ups and never waits, and a quiet one (a line now and
+// then) reads at once.
+const (
+	coalesceWait  = time.Millisecond
+	coalesceBelow = 16 << 10 // less than this read since the last catch-up is little
+)
+
+// drained runs when everything read so far is parsed and the next read may
+// block: it hands over what was parsed (idle) and, on a stream that
+// trickles, waits a little. false stops the reader.
+func (p *parser) drained() bool {
+	if p.idle == nil {
+		return true
+	}
+	if !p.idle() {
+		return false
+	}
+	now := time.Now()
+	if p.read-p.readAtDrain < coalesceBelow && now.Sub(p.lastDrain) < coalesceWait {
+		time.Sleep(coalesceWait)
+		now = time.Now()
+	}
+	p.lastDrain, p.readAtDrain = now, p.read
+	return true
+}
+
+// measure wraps the stream so drained knows how much was read.
+func (p *parser) measure(r io.Reader) io.Reader { return readCounter{r: r, n: &p.read} }
+
+type readCounter struct {
+	r io.Reader
+	n *int64
+}
+
+func (c readCounter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	*c.n += int64(n)
+	return n, err
 }
 
 // endOfStream deals with lines left open when the stream ended. Engines
