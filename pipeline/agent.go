@@ -48,6 +48,13 @@ type Agent struct {
 	mu    sync.Mutex // serialises start, reload and stop
 	graph *Graph
 	ready atomic.Bool
+	exp   exposers // the running graph's Exposers, served by /metrics
+}
+
+// registerer is what graphs register their metrics with: the registry,
+// Exposers served by the /metrics handler next to it.
+func (a *Agent) registerer() prometheus.Registerer {
+	return agentRegisterer{reg: a.Registry, exp: &a.exp}
 }
 
 // NewAgent creates an agent with its own registry, holding vigil's
@@ -62,7 +69,7 @@ func NewAgent(logger *slog.Logger, load func() (*Config, error)) *Agent {
 func (a *Agent) Start(cfg *Config) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	g, err := BuildWith(cfg, a.Logger, a.Metrics, a.Registry)
+	g, err := BuildWith(cfg, a.Logger, a.Metrics, a.registerer())
 	if err != nil {
 		return err
 	}
@@ -113,7 +120,7 @@ func (a *Agent) reload() error {
 	if old != nil && old.cfg.DryRun {
 		cfg.ToDryRun()
 	}
-	g, err := BuildWith(cfg, a.Logger, a.Metrics, a.Registry)
+	g, err := BuildWith(cfg, a.Logger, a.Metrics, a.registerer())
 	if err != nil {
 		return err
 	}
@@ -153,7 +160,12 @@ func (a *Agent) Stop() error {
 // Promtail's path).
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelError)}))
+	plain := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{
+		EnableOpenMetrics:  true,
+		DisableCompression: true, // gzipMetrics compresses, at a cheaper level
+		ErrorLog:           slog.NewLogLogger(a.Logger.Handler(), slog.LevelError),
+	})
+	mux.Handle("/metrics", gzipMetrics(metricsHandler(a.Registry, &a.exp, a.Logger, plain)))
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
 		if !a.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)

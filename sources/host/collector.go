@@ -135,5 +135,5 @@ type typedDesc struct {
 }
 
 func (d typedDesc) mustNewConstMetric(value float64, labels ...string) prometheus.Metric {
-	return prometheus.MustNewConstMetric(d.desc, d.valueType, value, labels...)
+	return newMetric(d.desc, d.valueType, value, labels...)
 }

@@ -129,7 +129,7 @@ func (c *cpuCollector) Update(ch chan<- prometheus.Metric) error {
 		return err
 	}
 	for _, id := range c.isolated {
-		ch <- prometheus.MustNewConstMetric(c.isolatedDesc, prometheus.GaugeValue, 1, id)
+		ch <- newMetric(c.isolatedDesc, prometheus.GaugeValue, 1, id)
 	}
 	return c.updateThrottles(ch)
 }
@@ -141,11 +141,11 @@ func (c *cpuCollector) updateInfo(ch chan<- prometheus.Metric) error {
 	}
 	for _, cpu := range info {
 		id := strconv.Itoa(int(cpu.Processor))
-		ch <- prometheus.MustNewConstMetric(c.infoDesc, prometheus.GaugeValue, 1,
+		ch <- newMetric(c.infoDesc, prometheus.GaugeValue, 1,
 			cpu.PhysicalID, cpu.CoreID, id, cpu.VendorID, cpu.CPUFamily, cpu.Model,
 			cpu.ModelName, cpu.Microcode, cpu.Stepping, cpu.CacheSize)
 		if cpu.CPUMHz > 0 {
-			ch <- prometheus.MustNewConstMetric(c.freqDesc, prometheus.GaugeValue, cpu.CPUMHz*1e6, cpu.PhysicalID, cpu.CoreID, id)
+			ch <- newMetric(c.freqDesc, prometheus.GaugeValue, cpu.CPUMHz*1e6, cpu.PhysicalID, cpu.CoreID, id)
 		}
 	}
 	if len(info) > 0 {
@@ -163,7 +163,7 @@ func emitMatching(ch chan<- prometheus.Metric, desc *prometheus.Desc, values []s
 	}
 	for _, v := range values {
 		if re.MatchString(v) {
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, 1, v)
+			ch <- newMetric(desc, prometheus.GaugeValue, 1, v)
 		}
 	}
 }
@@ -207,18 +207,18 @@ func (c *cpuCollector) updateStat(ch chan<- prometheus.Metric) error {
 	}
 	for id, s := range c.stats {
 		cpu := c.names[id]
-		ch <- prometheus.MustNewConstMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.User, cpu, "user")
-		ch <- prometheus.MustNewConstMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.Nice, cpu, "nice")
-		ch <- prometheus.MustNewConstMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.System, cpu, "system")
-		ch <- prometheus.MustNewConstMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.Idle, cpu, "idle")
-		ch <- prometheus.MustNewConstMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.Iowait, cpu, "iowait")
-		ch <- prometheus.MustNewConstMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.IRQ, cpu, "irq")
-		ch <- prometheus.MustNewConstMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.SoftIRQ, cpu, "softirq")
-		ch <- prometheus.MustNewConstMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.Steal, cpu, "steal")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.User, cpu, "user")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.Nice, cpu, "nice")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.System, cpu, "system")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.Idle, cpu, "idle")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.Iowait, cpu, "iowait")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.IRQ, cpu, "irq")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.SoftIRQ, cpu, "softirq")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.Steal, cpu, "steal")
 		if c.guest {
 			// Guest time is also counted in user and nice.
-			ch <- prometheus.MustNewConstMetric(c.guestDesc, prometheus.CounterValue, s.Guest, cpu, "user")
-			ch <- prometheus.MustNewConstMetric(c.guestDesc, prometheus.CounterValue, s.GuestNice, cpu, "nice")
+			ch <- newMetric(c.guestDesc, prometheus.CounterValue, s.Guest, cpu, "user")
+			ch <- newMetric(c.guestDesc, prometheus.CounterValue, s.GuestNice, cpu, "nice")
 		}
 	}
 	return nil
@@ -274,7 +274,7 @@ func (c *cpuCollector) updateThrottles(ch chan<- prometheus.Metric) error {
 		}
 	}
 	for pkg, n := range pkgs {
-		ch <- prometheus.MustNewConstMetric(c.packageThrottle, prometheus.CounterValue, float64(n), strconv.FormatUint(pkg, 10))
+		ch <- newMetric(c.packageThrottle, prometheus.CounterValue, float64(n), strconv.FormatUint(pkg, 10))
 	}
 	keys := make([]core, 0, len(cores))
 	for k := range cores {
@@ -284,7 +284,7 @@ func (c *cpuCollector) updateThrottles(ch chan<- prometheus.Metric) error {
 		return keys[i].pkg < keys[j].pkg || keys[i].pkg == keys[j].pkg && keys[i].core < keys[j].core
 	})
 	for _, k := range keys {
-		ch <- prometheus.MustNewConstMetric(c.coreThrottle, prometheus.CounterValue, float64(cores[k]), strconv.FormatUint(k.pkg, 10), strconv.FormatUint(k.core, 10))
+		ch <- newMetric(c.coreThrottle, prometheus.CounterValue, float64(cores[k]), strconv.FormatUint(k.pkg, 10), strconv.FormatUint(k.core, 10))
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package host
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,7 +30,7 @@ func newFilefdCollector(env *Env) (Collector, error) {
 }
 
 func (c *filefdCollector) Update(ch chan<- prometheus.Metric) error {
-	b, err := os.ReadFile(c.path)
+	b, err := readFile(c.path)
 	if err != nil {
 		return fmt.Errorf("couldn't get file-nr: %w", err)
 	}

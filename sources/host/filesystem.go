@@ -140,17 +140,17 @@ func (c *filesystemCollector) Update(ch chan<- prometheus.Metric) error {
 		}
 		seen[s.labels] = struct{}{}
 		l := s.labels
-		ch <- prometheus.MustNewConstMetric(c.deviceError, prometheus.GaugeValue, s.deviceError, l.device, l.mountPoint, l.fsType, l.deviceError)
-		ch <- prometheus.MustNewConstMetric(c.ro, prometheus.GaugeValue, s.ro, l.device, l.mountPoint, l.fsType, l.deviceError)
+		ch <- newMetric(c.deviceError, prometheus.GaugeValue, s.deviceError, l.device, l.mountPoint, l.fsType, l.deviceError)
+		ch <- newMetric(c.ro, prometheus.GaugeValue, s.ro, l.device, l.mountPoint, l.fsType, l.deviceError)
 		if s.deviceError > 0 {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, s.size, l.device, l.mountPoint, l.fsType, l.deviceError)
-		ch <- prometheus.MustNewConstMetric(c.free, prometheus.GaugeValue, s.free, l.device, l.mountPoint, l.fsType, l.deviceError)
-		ch <- prometheus.MustNewConstMetric(c.avail, prometheus.GaugeValue, s.avail, l.device, l.mountPoint, l.fsType, l.deviceError)
-		ch <- prometheus.MustNewConstMetric(c.files, prometheus.GaugeValue, s.files, l.device, l.mountPoint, l.fsType, l.deviceError)
-		ch <- prometheus.MustNewConstMetric(c.filesFree, prometheus.GaugeValue, s.ffr, l.device, l.mountPoint, l.fsType, l.deviceError)
-		ch <- prometheus.MustNewConstMetric(c.mountInfo, prometheus.GaugeValue, 1, l.device, l.major, l.minor, l.mountPoint)
+		ch <- newMetric(c.size, prometheus.GaugeValue, s.size, l.device, l.mountPoint, l.fsType, l.deviceError)
+		ch <- newMetric(c.free, prometheus.GaugeValue, s.free, l.device, l.mountPoint, l.fsType, l.deviceError)
+		ch <- newMetric(c.avail, prometheus.GaugeValue, s.avail, l.device, l.mountPoint, l.fsType, l.deviceError)
+		ch <- newMetric(c.files, prometheus.GaugeValue, s.files, l.device, l.mountPoint, l.fsType, l.deviceError)
+		ch <- newMetric(c.filesFree, prometheus.GaugeValue, s.ffr, l.device, l.mountPoint, l.fsType, l.deviceError)
+		ch <- newMetric(c.mountInfo, prometheus.GaugeValue, 1, l.device, l.major, l.minor, l.mountPoint)
 	}
 	return nil
 }

@@ -295,9 +295,24 @@ func (s *Source) Collect(ch chan<- prometheus.Metric) {
 	var wg sync.WaitGroup
 	wg.Add(len(s.collectors))
 	for _, r := range s.collectors {
-		go r.collect(ch, s.timeout, wg.Done)
+		go r.collect(func(m prometheus.Metric) { ch <- m }, s.timeout, wg.Done)
 	}
 	wg.Wait()
+}
+
+// collectAll is Collect for the fast path: each collector's metrics are
+// kept apart (no channel shared by every collector), in its order.
+func (s *Source) collectAll() [][]prometheus.Metric {
+	out := make([][]prometheus.Metric, len(s.collectors))
+	var wg sync.WaitGroup
+	wg.Add(len(s.collectors))
+	for i, r := range s.collectors {
+		// Only r's forwarding goroutine appends to out[i], and not after
+		// it calls wg.Done.
+		go r.collect(func(m prometheus.Metric) { out[i] = append(out[i], m) }, s.timeout, wg.Done)
+	}
+	wg.Wait()
+	return out
 }
 
 // running is one collector with what the engine tracks about it.
@@ -319,16 +334,16 @@ type running struct {
 // without holding a scrape's worth of metrics.
 const metricsBuffer = 64
 
-// collect runs one Update and forwards its metrics to ch until it returns
-// or the timeout passes, then calls done. After a timeout the goroutine
-// goes on discarding what the Update still sends until it returns, so the
-// late metrics never reach a later scrape, and the collector stays busy
-// until then.
-func (r *running) collect(ch chan<- prometheus.Metric, timeout time.Duration, done func()) {
+// collect runs one Update and forwards its metrics to emit until it
+// returns or the timeout passes, then calls done; emit is not called after
+// done. After a timeout the goroutine goes on discarding what the Update
+// still sends until it returns, so the late metrics never reach a later
+// scrape, and the collector stays busy until then.
+func (r *running) collect(emit func(prometheus.Metric), timeout time.Duration, done func()) {
 	if !r.busy.CompareAndSwap(false, true) {
 		r.logError(fmt.Errorf("still running from an earlier scrape that timed out; skipped"))
-		ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, 0, r.name)
-		ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, 0, r.name)
+		emit(newMetric(scrapeDurationDesc, prometheus.GaugeValue, 0, r.name))
+		emit(newMetric(scrapeSuccessDesc, prometheus.GaugeValue, 0, r.name))
 		done()
 		return
 	}
@@ -348,23 +363,23 @@ func (r *running) collect(ch chan<- prometheus.Metric, timeout time.Duration, do
 	for {
 		select {
 		case m := <-inner:
-			ch <- m
+			emit(m)
 		case err := <-result:
 			// Everything sent before Update returned is buffered by now.
 			for drained := false; !drained; {
 				select {
 				case m := <-inner:
-					ch <- m
+					emit(m)
 				default:
 					drained = true
 				}
 			}
 			r.busy.Store(false)
-			r.report(ch, time.Since(start), err)
+			r.report(emit, time.Since(start), err)
 			done()
 			return
 		case <-timer.C:
-			r.report(ch, time.Since(start), fmt.Errorf("timed out after %s; its metrics are left out of this scrape", timeout))
+			r.report(emit, time.Since(start), fmt.Errorf("timed out after %s; its metrics are left out of this scrape", timeout))
 			done()
 			for {
 				select {
@@ -381,7 +396,7 @@ func (r *running) collect(ch chan<- prometheus.Metric, timeout time.Duration, do
 	}
 }
 
-func (r *running) report(ch chan<- prometheus.Metric, d time.Duration, err error) {
+func (r *running) report(emit func(prometheus.Metric), d time.Duration, err error) {
 	success := 1.0
 	if err != nil {
 		success = 0
@@ -391,8 +406,8 @@ func (r *running) report(ch chan<- prometheus.Metric, d time.Duration, err error
 			r.logError(err)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, d.Seconds(), r.name)
-	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, r.name)
+	emit(newMetric(scrapeDurationDesc, prometheus.GaugeValue, d.Seconds(), r.name))
+	emit(newMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, r.name))
 }
 
 // logError logs a collector failure at most once per errorLogInterval, so a

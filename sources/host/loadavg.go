@@ -3,7 +3,6 @@ package host
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +26,7 @@ func newLoadavgCollector(env *Env) (Collector, error) {
 }
 
 func (c *loadavgCollector) Update(ch chan<- prometheus.Metric) error {
-	b, err := os.ReadFile(c.path)
+	b, err := readFile(c.path)
 	if err != nil {
 		return fmt.Errorf("couldn't get load: %w", err)
 	}

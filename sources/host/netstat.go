@@ -112,7 +112,7 @@ func (c *netstatCollector) emit(ch chan<- prometheus.Metric, proto, name, value 
 		return fmt.Errorf("invalid value %q for %s: %w", value, c.key, err)
 	}
 	f.gen = c.gen
-	ch <- prometheus.MustNewConstMetric(f.desc, prometheus.UntypedValue, v)
+	ch <- newMetric(f.desc, prometheus.UntypedValue, v)
 	return nil
 }
 

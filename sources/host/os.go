@@ -66,14 +66,14 @@ func (c *osCollector) Update(ch chan<- prometheus.Metric) error {
 		return ErrNoData
 	}
 	r := c.release
-	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1,
+	ch <- newMetric(c.info, prometheus.GaugeValue, 1,
 		r["BUILD_ID"], r["ID"], r["ID_LIKE"], r["IMAGE_ID"], r["IMAGE_VERSION"], r["NAME"], r["PRETTY_NAME"],
 		r["VARIANT"], r["VARIANT_ID"], r["VERSION"], r["VERSION_CODENAME"], r["VERSION_ID"])
 	if c.ver > 0 {
-		ch <- prometheus.MustNewConstMetric(c.version, prometheus.GaugeValue, c.ver, r["ID"], r["ID_LIKE"], r["NAME"])
+		ch <- newMetric(c.version, prometheus.GaugeValue, c.ver, r["ID"], r["ID_LIKE"], r["NAME"])
 	}
 	if r["SUPPORT_END"] != "" {
-		ch <- prometheus.MustNewConstMetric(c.supportEnd, prometheus.GaugeValue, float64(c.end.Unix()))
+		ch <- newMetric(c.supportEnd, prometheus.GaugeValue, float64(c.end.Unix()))
 	}
 	return nil
 }

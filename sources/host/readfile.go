@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -14,7 +13,7 @@ import (
 // or reading it is os.ReadFile's, so errors.Is(err, os.ErrNotExist) holds
 // for a missing file.
 func readUint(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -29,7 +28,7 @@ func readUint(path string) (uint64, error) {
 // so a collector can reuse one buffer across scrapes. Errors are the os
 // package's (they name the file).
 func readFileInto(path string, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path)
 	if err != nil {
 		return buf[:0], err
 	}

@@ -59,7 +59,7 @@ func (c *sockstatCollector) Update(ch chan<- prometheus.Metric) error {
 		return fmt.Errorf("failed to get IPv6 sockstat data: %w", err)
 	}
 	if stat4 != nil && stat4.Used != nil {
-		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(*stat4.Used))
+		ch <- newMetric(c.used, prometheus.GaugeValue, float64(*stat4.Used))
 	}
 	c.update(ch, stat4)
 	c.update(ch, stat6)
@@ -96,5 +96,5 @@ func (c *sockstatCollector) send(ch chan<- prometheus.Metric, protocol, state st
 			fmt.Sprintf("Number of %s sockets in state %s.", protocol, state), nil, nil)
 		c.descs[key] = d
 	}
-	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(*v))
+	ch <- newMetric(d, prometheus.GaugeValue, float64(*v))
 }

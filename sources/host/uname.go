@@ -30,7 +30,7 @@ func (c *unameCollector) Update(ch chan<- prometheus.Metric) error {
 	if err := unix.Uname(&u); err != nil {
 		return err
 	}
-	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1,
+	ch <- newMetric(c.desc, prometheus.GaugeValue, 1,
 		cstring(u.Sysname[:]), cstring(u.Release[:]), cstring(u.Version[:]),
 		cstring(u.Machine[:]), cstring(u.Nodename[:]), cstring(u.Domainname[:]))
 	return nil

@@ -71,7 +71,7 @@ func (c *vmstatCollector) Update(ch chan<- prometheus.Metric) error {
 		if err != nil {
 			return fmt.Errorf("%s: invalid line %q: %w", c.path, line, err)
 		}
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.UntypedValue, v)
+		ch <- newMetric(desc, prometheus.UntypedValue, v)
 	}
 	return nil
 }
