@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,50 +11,19 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// needDockerCLI skips (fails on CI) without a Docker Engine to run
-// containers on.
-func needDockerCLI(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("docker"); err != nil {
-		missing(t, "docker CLI not found: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
-		missing(t, "docker engine not reachable: %v: %s", err, out)
-	}
-}
+	"github.com/vigilhq/vigil/internal/dockertest"
+)
 
 func dockerRun(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("docker", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return dockertest.Docker(t, args...)
 }
 
-// burnerImage builds sources/containers' test workload into a FROM
-// scratch image, removed when the test ends.
+// burnerImage is sources/containers' test workload in a FROM scratch image.
 func burnerImage(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "burner"), "./sources/containers/testdata/burner")
-	build.Dir = repoRoot
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the burner: %v\n%s", err, out)
-	}
-	df := "FROM scratch\nCOPY burner /burner\nENTRYPOINT [\"/burner\"]\n"
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("vigiltest-int-burner:%d", os.Getpid())
-	dockerRun(t, "build", "-q", "-t", name, dir)
-	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", name).Run() })
-	return name
+	return dockertest.Image(t, "github.com/vigilhq/vigil/sources/containers/testdata/burner")
 }
 
 // promQuery evaluates an instant query on Prometheus's HTTP API.
@@ -100,7 +68,7 @@ func promQuery(base, expr string) ([]map[string]string, error) {
 // It also checks vigil's RSS with host and container metrics on.
 func TestContainersPrometheus(t *testing.T) {
 	needVigil(t)
-	needDockerCLI(t)
+	dockertest.Need(t)
 	promBin, err := exec.LookPath("prometheus")
 	if err != nil {
 		promBin = "/usr/bin/prometheus"

@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/dockertest"
 	"github.com/vigilhq/vigil/internal/victorialogs"
 )
 
@@ -42,11 +41,11 @@ func TestDockerTenantsUnderLoad(t *testing.T) {
 	}
 	lines := int(load.Seconds()) * rate
 
-	needDockerEngine(t)
+	dockertest.Need(t)
 	vl := victorialogs.Start(t)
 	bin := loadTestVigil(t)
 	run := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
-	img := buildLoggenImage(t, run)
+	img := dockertest.Image(t, "github.com/vigilhq/vigil/sources/docker/testdata/loggen")
 
 	// Containers are removed at the end, pass or fail, and before the
 	// image.
@@ -273,43 +272,6 @@ func sumValues(m map[string]int) int {
 		n += v
 	}
 	return n
-}
-
-// needDockerEngine skips without a reachable Docker Engine, or fails under
-// CI=true.
-func needDockerEngine(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("docker"); err != nil {
-		missing(t, "Docker is missing: no docker command in PATH")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Version}}").CombinedOutput()
-	if err != nil {
-		missing(t, "Docker Engine is not reachable (docker version: %v): %s", err, bytes.TrimSpace(out))
-	}
-}
-
-// buildLoggenImage builds the docker source's test log generator into a
-// FROM scratch image (there is no registry) and removes it at cleanup.
-func buildLoggenImage(t *testing.T, run string) string {
-	t.Helper()
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "loggen"), "./sources/docker/testdata/loggen")
-	build.Dir = repoRoot
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building loggen: %v\n%s", err, out)
-	}
-	writeFile(t, dir, "Dockerfile", "FROM scratch\nCOPY loggen /loggen\nENTRYPOINT [\"/loggen\"]\n")
-	name := "vigiltest-tenants-loggen:" + run
-	if out, err := exec.Command("docker", "build", "-q", "-t", name, dir).CombinedOutput(); err != nil {
-		t.Fatalf("docker build: %v\n%s", err, out)
-	}
-	// Cleanups run last-in first-out: the test registers the containers'
-	// removal after this, so they are gone before the image is.
-	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", name).Run() })
-	return name
 }
 
 var (

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigilhq/vigil/internal/dockertest"
 )
 
 var (
@@ -19,7 +21,9 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(runTests(m))
+	code := runTests(m)
+	dockertest.RemoveImages()
+	os.Exit(code)
 }
 
 func runTests(m *testing.M) int {

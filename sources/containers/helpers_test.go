@@ -1,107 +1,42 @@
 package containers
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/moby/moby/client"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/vigilhq/vigil/internal/dockertest"
 )
 
-var (
-	imageOnce sync.Once
-	imageName string
-	imageErr  error
-	nameSeq   atomic.Int64
-)
+var nameSeq atomic.Int64
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if imageName != "" {
-		_ = exec.Command("docker", "rmi", "-f", imageName).Run()
-	}
+	dockertest.RemoveImages()
 	os.Exit(code)
 }
 
 // needDocker skips without a reachable engine, except on CI, where a
 // missing engine is a failure.
-func needDocker(tb testing.TB) {
-	tb.Helper()
-	cli, err := client.New(client.WithHost(DefaultHost))
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err = cli.Ping(ctx, client.PingOptions{})
-		cancel()
-		cli.Close()
-	}
-	if err == nil {
-		_, err = exec.LookPath("docker")
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("docker engine not reachable on CI: %v", err)
-		}
-		tb.Skipf("docker engine (%s) or docker CLI not reachable, skipping: %v", DefaultHost, err)
-	}
-}
+func needDocker(tb testing.TB) { tb.Helper(); dockertest.Need(tb) }
 
-// burnerImage builds the FROM scratch image of testdata/burner once. Its
-// health check is the burner itself, so containers become healthy.
+// burnerImage is the FROM scratch image of testdata/burner, with a health
+// check that asks the burner itself.
 func burnerImage(tb testing.TB) string {
 	tb.Helper()
-	needDocker(tb)
-	imageOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "vigil-burner")
-		if err != nil {
-			imageErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		build := exec.Command("go", "build", "-o", filepath.Join(dir, "burner"), "./testdata/burner")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			imageErr = fmt.Errorf("building burner: %v\n%s", err, out)
-			return
-		}
-		df := "FROM scratch\nCOPY burner /burner\n" +
-			"HEALTHCHECK --interval=1s --timeout=5s CMD [\"/burner\", \"-health\"]\n" +
-			"ENTRYPOINT [\"/burner\"]\n"
-		if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
-			imageErr = err
-			return
-		}
-		name := fmt.Sprintf("vigiltest-burner:%d", os.Getpid())
-		if out, err := exec.Command("docker", "build", "-q", "-t", name, dir).CombinedOutput(); err != nil {
-			imageErr = fmt.Errorf("docker build: %v\n%s", err, out)
-			return
-		}
-		imageName = name
-	})
-	if imageErr != nil {
-		tb.Fatal(imageErr)
-	}
-	return imageName
+	return dockertest.Image(tb, "github.com/vigilhq/vigil/sources/containers/testdata/burner",
+		`HEALTHCHECK --interval=1s --timeout=5s CMD ["/burner", "-health"]`)
 }
 
 func dockerCLI(tb testing.TB, args ...string) string {
 	tb.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("docker", args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		tb.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimSpace(stdout.String())
+	return dockertest.Docker(tb, args...)
 }
 
 // uniqueName returns a container name with the test prefix; the container

@@ -15,93 +15,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/client"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/internal/dockertest"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
-var (
-	imageOnce sync.Once
-	imageName string
-	imageErr  error
-	nameSeq   atomic.Int64
-)
+var nameSeq atomic.Int64
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if imageName != "" {
-		_ = exec.Command("docker", "rmi", "-f", imageName).Run()
-	}
+	dockertest.RemoveImages()
 	os.Exit(code)
 }
 
 // needDocker skips without a reachable engine, except on CI where a
 // missing engine is a failure.
-func needDocker(t *testing.T) {
-	t.Helper()
-	cli, err := client.New(client.WithHost(DefaultHost))
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err = cli.Ping(ctx, client.PingOptions{})
-		cancel()
-		cli.Close()
-	}
-	if err == nil {
-		_, err = exec.LookPath("docker")
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("docker engine not reachable on CI: %v", err)
-		}
-		t.Skipf("docker engine not reachable, skipping: %v", err)
-	}
-}
+func needDocker(t *testing.T) { t.Helper(); dockertest.Need(t) }
 
-// loggenImage builds the FROM scratch log generator image once.
+// loggenImage is the FROM scratch image of the test log generator.
 func loggenImage(t *testing.T) string {
 	t.Helper()
-	needDocker(t)
-	imageOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "vigil-loggen")
-		if err != nil {
-			imageErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		build := exec.Command("go", "build", "-o", filepath.Join(dir, "loggen"), "./testdata/loggen")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			imageErr = fmt.Errorf("building loggen: %v\n%s", err, out)
-			return
-		}
-		df := "FROM scratch\nCOPY loggen /loggen\nENTRYPOINT [\"/loggen\"]\n"
-		if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
-			imageErr = err
-			return
-		}
-		name := fmt.Sprintf("vigiltest-loggen:%d", os.Getpid())
-		if out, err := exec.Command("docker", "build", "-q", "-t", name, dir).CombinedOutput(); err != nil {
-			imageErr = fmt.Errorf("docker build: %v\n%s", err, out)
-			return
-		}
-		imageName = name
-	})
-	if imageErr != nil {
-		t.Fatal(imageErr)
-	}
-	return imageName
+	return dockertest.Image(t, "github.com/vigilhq/vigil/sources/docker/testdata/loggen")
 }
 
 func docker(t *testing.T, args ...string) string {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("docker", args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimSpace(stdout.String())
+	return dockertest.Docker(t, args...)
 }
 
 // uniqueName returns a container name with the test prefix, removed with
