@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vigilhq/vigil/internal/fixtures"
 )
 
 type promServer struct {
@@ -397,7 +399,7 @@ func TestHostPrometheus(t *testing.T) {
 	nodeExporterBin(t)
 	hostBinary(t, "", "prometheus", "prometheus")
 	hostBinary(t, "", "prometheus", "promtool")
-	dashboard := filepath.Join(repoRoot, "..", "..", "shared", "fixtures", "grafana", "node-exporter-full-1860.json")
+	dashboard := fixtures.Path(t, filepath.Join("grafana", "node-exporter-full-1860.json"))
 	exprs, titles := dashboardExprs(t, dashboard)
 	textDir := hostTextDir(t)
 

@@ -136,18 +136,7 @@ func TestExposeMatchesRegistryLive(t *testing.T) {
 // The fixture trees, with every collector (textfile's summaries and
 // histograms take the registry's path within Expose).
 func TestExposeMatchesRegistryFixtures(t *testing.T) {
-	dir := ""
-	for _, d := range []string{"../../../shared/fixtures/node_exporter", "../../../../shared/fixtures/node_exporter"} {
-		if _, err := os.Stat(filepath.Join(d, "e2e-output.txt")); err == nil {
-			dir = d
-		}
-	}
-	if dir == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node_exporter fixtures missing")
-		}
-		t.Skip("node_exporter fixtures missing")
-	}
+	dir := fixtureDir(t)
 	cfg := Config{Procfs: filepath.Join(dir, "proc"), Sysfs: filepath.Join(dir, "sys"), Rootfs: dir,
 		UdevData: filepath.Join(dir, "udev/data"), CollectorTimeout: time.Minute,
 		Options: Options{"textfile.directory": filepath.Join(dir, "textfile/two_metric_files"), "netdev.netlink": "false"}}

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,81 +24,15 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/vigilhq/vigil/internal/fixtures"
 )
 
-// fixturesEnv names the fixture directory explicitly, overriding the search.
-const fixturesEnv = "VIGIL_FIXTURES"
-
-// fixtureSubdir is where the fixtures sit below some ancestor of the
-// package directory: beside the repository (../shared/fixtures from the
-// repository root), whatever depth the clone is at.
-var fixtureSubdir = filepath.Join("shared", "fixtures", "node_exporter")
-
-// fixtureSearch is the outcome of locateFixtures, computed when the test
-// binary starts, from the package directory (tests may chdir later).
-var fixtureSearch = func() (s struct {
-	dir    string   // absolute; "" when not found
-	looked []string // where it looked, for the failure message
-}) {
-	s.dir, s.looked = locateFixtures()
-	return s
-}()
-
-// locateFixtures returns node_exporter's fixture directory: $VIGIL_FIXTURES
-// when it is set, else shared/fixtures/node_exporter in the working
-// directory (the package's, under go test) or in the nearest ancestor
-// holding it. It also returns where it looked.
-func locateFixtures() (string, []string) {
-	if env := os.Getenv(fixturesEnv); env != "" {
-		dir, err := filepath.Abs(env)
-		if err == nil && isFixtureDir(dir) {
-			return dir, nil
-		}
-		return "", []string{fmt.Sprintf("$%s=%s", fixturesEnv, env)}
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", []string{fmt.Sprintf("(working directory unknown: %v)", err)}
-	}
-	var looked []string
-	for d := wd; ; d = filepath.Dir(d) {
-		cand := filepath.Join(d, fixtureSubdir)
-		looked = append(looked, cand)
-		if isFixtureDir(cand) {
-			return cand, looked
-		}
-		if filepath.Dir(d) == d {
-			return "", looked
-		}
-	}
-}
-
-func isFixtureDir(dir string) bool {
-	fi, err := os.Stat(filepath.Join(dir, "e2e-output.txt"))
-	return err == nil && fi.Mode().IsRegular()
-}
-
-// inCI reports whether the tests run in CI, where missing fixtures fail
-// the test instead of skipping it.
-func inCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
-}
-
-// fixtureDir returns the absolute fixture directory. When there is none it
-// fails the test in CI and skips it elsewhere, saying where it looked.
+// fixtureDir returns node_exporter's fixture directory. When there is none
+// it fails the test in CI and skips it elsewhere, saying where it looked.
 func fixtureDir(t testing.TB) string {
 	t.Helper()
-	if fixtureSearch.dir != "" {
-		return fixtureSearch.dir
-	}
-	msg := fmt.Sprintf("node_exporter fixtures not found (no e2e-output.txt); set $%s or put them at ../%s beside the repository; looked in:\n  %s",
-		fixturesEnv, filepath.ToSlash(fixtureSubdir), strings.Join(fixtureSearch.looked, "\n  "))
-	if inCI() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return fixtures.Path(t, "node_exporter")
 }
 
 // repairedSys is the fixture sysfs with its symlinks restored, built once
