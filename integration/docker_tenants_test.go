@@ -166,10 +166,6 @@ pipelines:
 	// A duplicate sent late would arrive now.
 	time.Sleep(2 * time.Second)
 
-	type entry struct {
-		time int64
-		seq  int
-	}
 	byPrefix := map[string]spec{}
 	for _, s := range specs {
 		byPrefix[s.prefix] = s
@@ -183,41 +179,24 @@ pipelines:
 			}
 		}
 		total := 0
-		err := views[tn].Each("* | fields _time, _msg, container", func(raw []byte) error {
-			var row struct {
-				Time      string `json:"_time"`
-				Msg       string `json:"_msg"`
-				Container string `json:"container"`
-			}
-			if err := json.Unmarshal(raw, &row); err != nil {
-				return err
-			}
+		err := eachLoggenLine(views[tn], func(l loggenLine) {
 			total++
-			// "<prefix> run=<run> seq=<n>"
-			f := strings.Fields(row.Msg)
-			if len(f) != 3 || !strings.HasPrefix(f[2], "seq=") {
-				fail("tenant %s: line %q is not loggen's", tn, row.Msg)
-				return nil
+			if l.prefix == "" {
+				fail("tenant %s: line %q is not loggen's", tn, l.msg)
+				return
 			}
-			s, ok := byPrefix[f[0]]
+			s, ok := byPrefix[l.prefix]
 			if !ok {
-				fail("tenant %s: line %q of no container of this test", tn, row.Msg)
-				return nil
+				fail("tenant %s: line %q of no container of this test", tn, l.msg)
+				return
 			}
 			if s.tenant != tn {
-				fail("tenant %s holds line %q of container %s, whose tenant is %q", tn, row.Msg, s.name, s.tenant)
+				fail("tenant %s holds line %q of container %s, whose tenant is %q", tn, l.msg, s.name, s.tenant)
 			}
-			if row.Container != s.name {
-				fail("line %q carries container=%q, want %q", row.Msg, row.Container, s.name)
+			if l.container != s.name {
+				fail("line %q carries container=%q, want %q", l.msg, l.container, s.name)
 			}
-			seq, err := strconv.Atoi(strings.TrimPrefix(f[2], "seq="))
-			ts, terr := time.Parse(time.RFC3339Nano, row.Time)
-			if err != nil || terr != nil {
-				fail("line %q at %q: %v %v", row.Msg, row.Time, err, terr)
-				return nil
-			}
-			got[f[0]] = append(got[f[0]], entry{ts.UnixNano(), seq})
-			return nil
+			got[l.prefix] = append(got[l.prefix], entry{l.time, l.seq})
 		})
 		if err != nil {
 			t.Fatalf("reading tenant %s back: %v", tn, err)
@@ -225,26 +204,10 @@ pipelines:
 		if want[tn] != total {
 			fail("tenant %s holds %d entries, want %d", tn, total, want[tn])
 		}
-		// In order: sorted by the time each entry was stored with (the
-		// Docker timestamp), a container's lines are seq 0, 1, 2, ...
-		// with each exactly once. Equal times keep the seq order.
 		for p, es := range got {
-			slices.SortFunc(es, func(a, b entry) int {
-				return cmp.Or(cmp.Compare(a.time, b.time), cmp.Compare(a.seq, b.seq))
-			})
 			s := byPrefix[p]
-			for i, e := range es {
-				if e.seq != i {
-					what := fmt.Sprintf("seq=%d is missing", i)
-					if e.seq < i {
-						what = "it is stored twice or out of time order"
-					}
-					fail("container %s (tenant %s): entry %d in time order is seq=%d: %s", s.name, tn, i, e.seq, what)
-					break
-				}
-			}
-			if len(es) != s.lines {
-				fail("container %s (tenant %s): %d lines stored, want %d", s.name, tn, len(es), s.lines)
+			if problem := exactlyOnceInOrder(es, s.lines); problem != "" {
+				fail("container %s (tenant %s): %s", s.name, tn, problem)
 			}
 		}
 		for _, s := range specs {
@@ -264,6 +227,68 @@ pipelines:
 	if code := v.wait(exitTimeout); code != 0 {
 		t.Errorf("vigil exited with %d after SIGTERM", code)
 	}
+}
+
+// entry is one stored loggen line: its stored time and sequence number.
+type entry struct {
+	time int64
+	seq  int
+}
+
+// loggenLine is a line of the test log generator read back from
+// VictoriaLogs: "<prefix> run=<run> seq=<n>".
+type loggenLine struct {
+	prefix, msg, container string
+	seq                    int
+	time                   int64
+}
+
+// eachLoggenLine reads every entry of a tenant back; a line that is not
+// loggen's comes with an empty prefix.
+func eachLoggenLine(view *victorialogs.Tenant, fn func(loggenLine)) error {
+	return view.Each("* | fields _time, _msg, container", func(raw []byte) error {
+		var row struct {
+			Time      string `json:"_time"`
+			Msg       string `json:"_msg"`
+			Container string `json:"container"`
+		}
+		if err := json.Unmarshal(raw, &row); err != nil {
+			return err
+		}
+		l := loggenLine{msg: row.Msg, container: row.Container}
+		if f := strings.Fields(row.Msg); len(f) == 3 && strings.HasPrefix(f[2], "seq=") {
+			seq, err := strconv.Atoi(strings.TrimPrefix(f[2], "seq="))
+			ts, terr := time.Parse(time.RFC3339Nano, row.Time)
+			if err == nil && terr == nil {
+				l.prefix, l.seq, l.time = f[0], seq, ts.UnixNano()
+			}
+		}
+		fn(l)
+		return nil
+	})
+}
+
+// exactlyOnceInOrder checks one container's stored lines: sorted by the
+// time each was stored with (the Docker timestamp), they are seq 0, 1, 2,
+// ... n-1, each exactly once. Equal times keep the seq order. It returns
+// what is wrong, or "".
+func exactlyOnceInOrder(es []entry, n int) string {
+	slices.SortFunc(es, func(a, b entry) int {
+		return cmp.Or(cmp.Compare(a.time, b.time), cmp.Compare(a.seq, b.seq))
+	})
+	for i, e := range es {
+		if e.seq != i {
+			what := fmt.Sprintf("seq=%d is missing", i)
+			if e.seq < i {
+				what = "it is stored twice or out of time order"
+			}
+			return fmt.Sprintf("entry %d in time order is seq=%d: %s", i, e.seq, what)
+		}
+	}
+	if len(es) != n {
+		return fmt.Sprintf("%d lines stored, want %d", len(es), n)
+	}
+	return ""
 }
 
 func sumValues(m map[string]int) int {
@@ -306,7 +331,6 @@ func loadTestVigil(t *testing.T) string {
 	if shortVigilErr != nil {
 		t.Fatal(shortVigilErr)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(shortVigilBin)) })
 	return shortVigilBin
 }
 
@@ -348,4 +372,108 @@ func spawnLoadVigil(t *testing.T, bin, cfg string) *vigilProc {
 			t.Fatalf("%s did not become ready: %v", v.name, err)
 		}
 	}
+}
+
+// TestDockerVigilRestarts restarts the real vigil mid-stream (SIGTERM and
+// start again at once), then stops it for 30 s (5 s with -short) while the
+// containers keep writing, and starts it again: every line of every
+// container is stored exactly once, in order.
+func TestDockerVigilRestarts(t *testing.T) {
+	const (
+		containers = 3
+		rate       = 200
+	)
+	pause := 30 * time.Second
+	if testing.Short() {
+		pause = 5 * time.Second
+	}
+	lines := int((10*time.Second + pause + 10*time.Second).Seconds()) * rate
+
+	dockertest.Need(t)
+	vl := victorialogs.Start(t)
+	bin := loadTestVigil(t)
+	run := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
+	img := dockertest.Image(t, "github.com/vigilhq/vigil/sources/docker/testdata/loggen")
+	var names []string
+	t.Cleanup(func() {
+		if len(names) > 0 {
+			_ = exec.Command("docker", append([]string{"rm", "-f"}, names...)...).Run()
+		}
+	})
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "vigil.yaml", fmt.Sprintf(`server:
+  log_level: warn
+positions:
+  filename: %s
+  sync_period: 1s
+sources:
+  containers:
+    type: docker
+    filters:
+      - name: label
+        values: [%s]
+    default_tenant: "1"
+sinks:
+  vl:
+    type: loki
+    url: %s
+pipelines:
+  docker:
+    sources: [containers]
+    sinks: [vl]
+`, filepath.Join(dir, "positions.yaml"), yq("vigil.test="+run), vl.PushURL()))
+
+	v := spawnLoadVigil(t, bin, cfg)
+	for i := range containers {
+		name := fmt.Sprintf("vigiltest-restarts-%s-%d", run, i)
+		names = append(names, name)
+		dockertest.Docker(t, "run", "-d", "--name", name, "--label", "vigil.test="+run, img,
+			"-n", strconv.Itoa(lines), "-rate", strconv.Itoa(rate), "-prefix", fmt.Sprintf("r%d", i), "-hold", "30m")
+	}
+	stop := func() {
+		t.Helper()
+		v.signal(syscall.SIGTERM)
+		if code := v.wait(exitTimeout); code != 0 {
+			t.Fatalf("vigil exited with %d after SIGTERM", code)
+		}
+	}
+	time.Sleep(5 * time.Second)
+	stop()
+	v = spawnLoadVigil(t, bin, cfg) // a restart mid-stream
+	time.Sleep(5 * time.Second)
+	stop()
+	t.Logf("vigil stopped for %s while the containers write", pause)
+	time.Sleep(pause)
+	v = spawnLoadVigil(t, bin, cfg)
+
+	view, err := vl.Tenant("1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := containers * lines
+	var got int
+	waitFor(t, time.Duration(lines/rate)*time.Second+2*time.Minute, func() string {
+		return fmt.Sprintf("%d entries stored, want %d (err %v)", got, want, err)
+	}, func() bool {
+		got, err = view.Count("*")
+		return err == nil && got >= want
+	})
+	time.Sleep(2 * time.Second) // a late duplicate would arrive now
+	stored := map[string][]entry{}
+	if err := eachLoggenLine(view, func(l loggenLine) {
+		if l.prefix == "" {
+			t.Errorf("line %q is not loggen's", l.msg)
+			return
+		}
+		stored[l.prefix] = append(stored[l.prefix], entry{l.time, l.seq})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range containers {
+		p := fmt.Sprintf("r%d", i)
+		if problem := exactlyOnceInOrder(stored[p], lines); problem != "" {
+			t.Errorf("container %s: %s", names[i], problem)
+		}
+	}
+	stop()
 }

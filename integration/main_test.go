@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	code := runTests(m)
 	dockertest.RemoveImages()
+	if shortVigilBin != "" {
+		_ = os.RemoveAll(filepath.Dir(shortVigilBin))
+	}
 	os.Exit(code)
 }
 
