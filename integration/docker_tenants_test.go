@@ -21,7 +21,7 @@ import (
 
 // TestDockerTenantsUnderLoad runs the real vigil with a docker source
 // against a real VictoriaLogs: 20 containers over three tenants write
-// 1,000 numbered lines per second each for 60 s (10 s with -short), and
+// 1,000 numbered lines per second each for 60 s, and
 // every line of every container must be stored exactly once, in order,
 // under its own tenant and no other.
 //
@@ -35,26 +35,10 @@ func TestDockerTenantsUnderLoad(t *testing.T) {
 	)
 	tenants := []string{"1", "2", "3"}
 	const defaultTenant = "9"
-	load := 60 * time.Second
-	if testing.Short() {
-		load = 10 * time.Second
-	}
+	const load = 60 * time.Second
 	lines := int(load.Seconds()) * rate
 
-	dockertest.Need(t)
-	vl := victorialogs.Start(t)
-	bin := loadTestVigil(t)
-	run := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
-	img := dockertest.Image(t, "github.com/vigilhq/vigil/sources/docker/testdata/loggen")
-
-	// Containers are removed at the end, pass or fail, and before the
-	// image.
-	var names []string
-	t.Cleanup(func() {
-		if len(names) > 0 {
-			_ = exec.Command("docker", append([]string{"rm", "-f"}, names...)...).Run()
-		}
-	})
+	vl, run, img, names := dockerLoadSetup(t)
 
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "vigil.yaml", fmt.Sprintf(`server:
@@ -81,7 +65,7 @@ pipelines:
     sources: [containers]
     sinks: [vl]
 `, filepath.Join(dir, "positions.yaml"), yq("vigil.test="+run), defaultTenant, vl.PushURL()))
-	v := spawnLoadVigil(t, bin, cfg)
+	v := startVigil(t, cfg)
 
 	// The line prefix names the container and its tenant: "c07.t2".
 	type spec struct {
@@ -107,7 +91,7 @@ pipelines:
 			args: []string{"--label", "vigil.test=other-" + run, "--label", "tenant=1"}},
 	)
 	for _, s := range specs {
-		names = append(names, s.name)
+		*names = append(*names, s.name)
 	}
 	started := time.Now()
 	var wg sync.WaitGroup
@@ -291,6 +275,26 @@ func exactlyOnceInOrder(es []entry, n int) string {
 	return ""
 }
 
+// dockerLoadSetup starts what the docker load tests need: the Engine (or a
+// skip), VictoriaLogs, a run id for labels and names, and the generator's
+// image. The containers whose names the test adds to names are removed at
+// the end, pass or fail, before the image.
+func dockerLoadSetup(t *testing.T) (vl *victorialogs.Server, run, img string, names *[]string) {
+	t.Helper()
+	needVigil(t)
+	dockertest.Need(t)
+	vl = victorialogs.Start(t)
+	run = fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
+	img = dockertest.Image(t, "github.com/vigilhq/vigil/sources/docker/testdata/loggen")
+	names = new([]string)
+	t.Cleanup(func() {
+		if len(*names) > 0 {
+			_ = exec.Command("docker", append([]string{"rm", "-f"}, *names...)...).Run()
+		}
+	})
+	return vl, run, img, names
+}
+
 func sumValues(m map[string]int) int {
 	n := 0
 	for _, v := range m {
@@ -299,83 +303,8 @@ func sumValues(m map[string]int) int {
 	return n
 }
 
-var (
-	shortVigilOnce sync.Once
-	shortVigilBin  string
-	shortVigilErr  error
-)
-
-// loadTestVigil is the vigil binary TestMain built, or under -short (where
-// TestMain builds none, but the load test still runs for 10 s) one built
-// here.
-func loadTestVigil(t *testing.T) string {
-	t.Helper()
-	if vigilBin != "" {
-		return vigilBin
-	}
-	shortVigilOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "vigil-loadtest-")
-		if err != nil {
-			shortVigilErr = err
-			return
-		}
-		bin := filepath.Join(dir, "vigil")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/vigil")
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			shortVigilErr = fmt.Errorf("building vigil: %v\n%s", err, out)
-			return
-		}
-		shortVigilBin = bin
-	})
-	if shortVigilErr != nil {
-		t.Fatal(shortVigilErr)
-	}
-	return shortVigilBin
-}
-
-// spawnLoadVigil starts bin like launchVigil does, without the -short
-// skip, and waits until it is ready.
-func spawnLoadVigil(t *testing.T, bin, cfg string) *vigilProc {
-	t.Helper()
-	for attempt := 0; ; attempt++ {
-		addr := freeAddr(t)
-		v := &vigilProc{
-			t: t, name: fmt.Sprintf("vigil#%d", instances.Add(1)), addr: addr,
-			stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{}),
-		}
-		v.cmd = exec.Command(bin, "-config.file", cfg, "-web.listen-address", addr)
-		v.cmd.Stdout, v.cmd.Stderr = v.stdout, v.stderr
-		v.cmd.Env = append(os.Environ(), "LOKI_URL=", "VIGIL_DATA_DIR="+t.TempDir())
-		if err := v.cmd.Start(); err != nil {
-			t.Fatalf("starting vigil: %v", err)
-		}
-		go func() {
-			v.err = v.cmd.Wait()
-			v.state = v.cmd.ProcessState
-			close(v.done)
-		}()
-		t.Cleanup(func() {
-			if !v.exited() {
-				_ = v.cmd.Process.Kill()
-				<-v.done
-			}
-			if t.Failed() {
-				t.Logf("%s stderr:\n%s", v.name, tail(v.stderr.String(), 32<<10))
-			}
-		})
-		err := v.waitReady(startTimeout)
-		if err == nil {
-			return v
-		}
-		if attempt >= 3 || !strings.Contains(v.stderr.String(), "address already in use") {
-			t.Fatalf("%s did not become ready: %v", v.name, err)
-		}
-	}
-}
-
 // TestDockerVigilRestarts restarts the real vigil mid-stream (SIGTERM and
-// start again at once), then stops it for 30 s (5 s with -short) while the
+// start again at once), then stops it for 30 s while the
 // containers keep writing, and starts it again: every line of every
 // container is stored exactly once, in order.
 func TestDockerVigilRestarts(t *testing.T) {
@@ -383,23 +312,10 @@ func TestDockerVigilRestarts(t *testing.T) {
 		containers = 3
 		rate       = 200
 	)
-	pause := 30 * time.Second
-	if testing.Short() {
-		pause = 5 * time.Second
-	}
+	const pause = 30 * time.Second
 	lines := int((10*time.Second + pause + 10*time.Second).Seconds()) * rate
 
-	dockertest.Need(t)
-	vl := victorialogs.Start(t)
-	bin := loadTestVigil(t)
-	run := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
-	img := dockertest.Image(t, "github.com/vigilhq/vigil/sources/docker/testdata/loggen")
-	var names []string
-	t.Cleanup(func() {
-		if len(names) > 0 {
-			_ = exec.Command("docker", append([]string{"rm", "-f"}, names...)...).Run()
-		}
-	})
+	vl, run, img, names := dockerLoadSetup(t)
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "vigil.yaml", fmt.Sprintf(`server:
   log_level: warn
@@ -423,10 +339,10 @@ pipelines:
     sinks: [vl]
 `, filepath.Join(dir, "positions.yaml"), yq("vigil.test="+run), vl.PushURL()))
 
-	v := spawnLoadVigil(t, bin, cfg)
+	v := startVigil(t, cfg)
 	for i := range containers {
 		name := fmt.Sprintf("vigiltest-restarts-%s-%d", run, i)
-		names = append(names, name)
+		*names = append(*names, name)
 		dockertest.Docker(t, "run", "-d", "--name", name, "--label", "vigil.test="+run, img,
 			"-n", strconv.Itoa(lines), "-rate", strconv.Itoa(rate), "-prefix", fmt.Sprintf("r%d", i), "-hold", "30m")
 	}
@@ -439,12 +355,12 @@ pipelines:
 	}
 	time.Sleep(5 * time.Second)
 	stop()
-	v = spawnLoadVigil(t, bin, cfg) // a restart mid-stream
+	v = startVigil(t, cfg) // a restart mid-stream
 	time.Sleep(5 * time.Second)
 	stop()
 	t.Logf("vigil stopped for %s while the containers write", pause)
 	time.Sleep(pause)
-	v = spawnLoadVigil(t, bin, cfg)
+	v = startVigil(t, cfg)
 
 	view, err := vl.Tenant("1")
 	if err != nil {
@@ -472,7 +388,7 @@ pipelines:
 	for i := range containers {
 		p := fmt.Sprintf("r%d", i)
 		if problem := exactlyOnceInOrder(stored[p], lines); problem != "" {
-			t.Errorf("container %s: %s", names[i], problem)
+			t.Errorf("container %s: %s", (*names)[i], problem)
 		}
 	}
 	stop()

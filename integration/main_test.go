@@ -23,9 +23,6 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	code := runTests(m)
 	dockertest.RemoveImages()
-	if shortVigilBin != "" {
-		_ = os.RemoveAll(filepath.Dir(shortVigilBin))
-	}
 	os.Exit(code)
 }
 
