@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -384,4 +385,20 @@ func TestDryRun(t *testing.T) {
 			t.Errorf("dry run touched the positions file (mtime %s)", fi.ModTime())
 		}
 	})
+}
+
+// vigil healthcheck is the probe for the FROM scratch image: 0 while a
+// vigil serves at the address, 1 once it is gone.
+func TestHealthcheckCommand(t *testing.T) {
+	cfg := writeFile(t, t.TempDir(), "host.yaml", "sources:\n  host:\n    type: host\n")
+	v := startVigil(t, cfg)
+	_, port, _ := net.SplitHostPort(v.addr)
+	if code, out, errOut := runVigil(t, "healthcheck", "-web.listen-address", ":"+port); code != 0 || !strings.Contains(out, "healthy") {
+		t.Fatalf("healthcheck of a running vigil: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	v.signal(syscall.SIGTERM)
+	v.wait(exitTimeout)
+	if code, _, errOut := runVigil(t, "healthcheck", "-web.listen-address", v.addr); code != 1 || !strings.Contains(errOut, "connection refused") {
+		t.Fatalf("healthcheck of a stopped vigil: exit %d, stderr %q", code, errOut)
+	}
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,6 +58,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "vigil %s\n", pipeline.VersionString())
 		return 0
 	}
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("vigil", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.configFile, "config.file", "", "config file, in vigil's format or Promtail's (default: the embedded config)")
@@ -76,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// override the config's host sources.
 	o.hostFlags = host.AddFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage:\n  vigil [flags]\n  vigil validate FILE [flags]\n  vigil version\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage:\n  vigil [flags]\n  vigil validate FILE [flags]\n  vigil healthcheck [-web.listen-address ADDR]\n  vigil version\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -268,4 +272,40 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// healthcheck asks a running vigil's /-/healthy and exits 0 when it
+// answers 200: a probe for images without a shell or an HTTP client (the
+// FROM scratch image), as a container runtime's health check.
+func healthcheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vigil healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("web.listen-address", ":9100", "the address the vigil to check serves on")
+	scheme := fs.String("scheme", "http", "http, or https for a vigil with TLS in its --web.config.file (the certificate is not verified)")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	host, port, err := net.SplitHostPort(*addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "healthcheck: invalid address %q: %v\n", *addr, err)
+		return 2
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // a local liveness probe
+	client := &http.Client{Timeout: *timeout, Transport: tr}
+	resp, err := client.Get(*scheme + "://" + net.JoinHostPort(host, port) + "/-/healthy")
+	if err != nil {
+		fmt.Fprintf(stderr, "healthcheck: %v\n", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "healthcheck: /-/healthy answered %s\n", resp.Status)
+		return 1
+	}
+	fmt.Fprintln(stdout, "healthy")
+	return 0
 }
