@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigilhq/vigil/bench/internal/benchenv"
 )
 
 // TestMain lets the test binary stand in for the harness binary when the
@@ -28,16 +29,14 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs vigil")
 	}
-	root, err := repoRoot()
+	root, err := benchenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "vigil")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/vigil")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/vigil: %v\n%s", err, out)
+	if err := benchenv.BuildVigil(root, bin); err != nil {
+		t.Fatal(err)
 	}
 	var logs bytes.Buffer
 	h := &harness{

@@ -15,67 +15,18 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/bench/internal/benchenv"
 	"github.com/vigilhq/vigil/bench/internal/loggen"
 	"github.com/vigilhq/vigil/bench/internal/rawread"
 	"github.com/vigilhq/vigil/pipeline"
 )
-
-func TestParseStatCPU(t *testing.T) {
-	tests := []struct {
-		name string
-		stat string
-		want time.Duration
-		ok   bool
-	}{
-		{"plain", "1234 (vigil) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 37 0 0 20 0 8 0 100 0 0", 2870 * time.Millisecond, true},
-		{"parens and spaces in name", "99 (a) b (c) R 1 1 1 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 1 0 0", 100 * time.Millisecond, true},
-		{"truncated", "1 (x) S 1 2 3", 0, false},
-		{"no name", "1 x S", 0, false},
-		{"not numbers", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 a b 0 0", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := parseStatCPU([]byte(tt.stat))
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("%s: got %v, %v; want %v, ok=%v", tt.name, got, err, tt.want, tt.ok)
-		}
-	}
-}
-
-func TestStatusKB(t *testing.T) {
-	status := []byte("Name:\tvigil\nVmPeak:\t  800000 kB\nVmHWM:\t   31744 kB\nVmRSS:\t   30000 kB\n")
-	if v, err := statusKB(status, "VmHWM:"); err != nil || v != 31744<<10 {
-		t.Errorf("VmHWM = %d, %v; want %d", v, err, 31744<<10)
-	}
-	if _, err := statusKB(status, "VmSwap:"); err == nil {
-		t.Error("missing key gave no error")
-	}
-	if _, err := statusKB([]byte("VmHWM: 12 MB\n"), "VmHWM:"); err == nil {
-		t.Error("unexpected unit gave no error")
-	}
-}
-
-func TestReadProcSelf(t *testing.T) {
-	// Burn enough CPU to cross several 10 ms ticks.
-	deadline := time.Now().Add(200 * time.Millisecond)
-	x := 0
-	for time.Now().Before(deadline) {
-		x++
-	}
-	s, err := readProc(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.CPU <= 0 || s.PeakRSS <= 0 || s.RSS <= 0 || s.PeakRSS < s.RSS {
-		t.Errorf("implausible sample %+v after %d spins", s, x)
-	}
-}
 
 // TestConfigTemplates renders the shipped templates and loads them with
 // vigil's own config loader, so a template that vigil would reject fails
 // here rather than in the middle of a benchmark. Whether vigil has the
 // stages the templates name is for vigil validate (see TestEndToEnd).
 func TestConfigTemplates(t *testing.T) {
-	root, err := repoRoot()
+	root, err := benchenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +162,7 @@ func TestMedian(t *testing.T) {
 }
 
 func TestBufferBytesPlaceholder(t *testing.T) {
-	root, err := repoRoot()
+	root, err := benchenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +186,7 @@ func TestBufferBytesPlaceholder(t *testing.T) {
 }
 
 func TestEnvironment(t *testing.T) {
-	root, err := repoRoot()
+	root, err := benchenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +208,7 @@ func TestEnvironment(t *testing.T) {
 // config's pipeline_stages, each as stage name → settings.
 func stages(t *testing.T, file string) []map[string]map[string]any {
 	t.Helper()
-	root, err := repoRoot()
+	root, err := benchenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/vigilhq/vigil/bench/internal/benchenv"
 	"github.com/vigilhq/vigil/bench/internal/loggen"
 	"github.com/vigilhq/vigil/bench/internal/rawread"
 	"github.com/vigilhq/vigil/bench/internal/receiver"
@@ -132,7 +133,10 @@ type harness struct {
 }
 
 func (h *harness) main(stdout io.Writer) error {
-	root, err := repoRoot()
+	root, err := benchenv.RepoRoot()
+	if errors.Is(err, benchenv.ErrNotInRepo) {
+		return fmt.Errorf("run the harness inside the vigil repository (%w)", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -204,36 +208,9 @@ func (h *harness) main(stdout io.Writer) error {
 	return errors.Join(failed...)
 }
 
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(b), "module github.com/vigilhq/vigil\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run the harness inside the vigil repository (no go.mod of github.com/vigilhq/vigil above the current directory)")
-		}
-		dir = parent
-	}
-}
-
 func (h *harness) buildVigil() error {
 	h.log.Info("building vigil", "output", h.o.vigil)
-	// The same flags as `make build`, so the benchmark measures the binary
-	// that ships.
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", h.o.vigil, "./cmd/vigil")
-	cmd.Dir = h.root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go build ./cmd/vigil: %w\n%s", err, out)
-	}
-	return nil
+	return benchenv.BuildVigil(h.root, h.o.vigil)
 }
 
 // templateData fills a config template's placeholders.
@@ -468,7 +445,7 @@ func (h *harness) runThroughput(r *throughputResult, dir, tmpl string, d templat
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	s, err := readProc(a.pid())
+	s, err := benchenv.ReadProc(a.pid())
 	if err != nil {
 		return err
 	}
@@ -558,7 +535,7 @@ func (h *harness) runLatency(r *latencyResult) error {
 		return fmt.Errorf("warm-up: %w\n%s", err, a.logTail())
 	}
 	rcv.Reset()
-	before, err := readProc(a.pid())
+	before, err := benchenv.ReadProc(a.pid())
 	if err != nil {
 		return err
 	}
@@ -571,7 +548,7 @@ func (h *harness) runLatency(r *latencyResult) error {
 	h.log.Info("latency workload written", "lines", res.Lines, "rate", fmt.Sprintf("%.0f", res.LinesPerSecond()))
 	waitErr := rcv.WaitLines(ctx, res.Lines)
 	r.Elapsed = time.Since(start)
-	after, err := readProc(a.pid())
+	after, err := benchenv.ReadProc(a.pid())
 	if err != nil {
 		return err
 	}

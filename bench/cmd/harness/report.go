@@ -1,19 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigilhq/vigil/bench/internal/benchenv"
 )
 
 // Targets from the issue that asked for these benchmarks.
@@ -52,7 +47,7 @@ func (h *harness) markdown() string {
 		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range h.tp {
 			if r.Err != nil && r.CPU == 0 {
-				fmt.Fprintf(&b, "| %s | %s | %d | %d | failed: %s |||||||||\n", r.Scenario, r.Config, r.Files, r.Lines, oneLine(r.Err))
+				fmt.Fprintf(&b, "| %s | %s | %d | %d | failed: %s |||||||||\n", r.Scenario, r.Config, r.Files, r.Lines, benchenv.OneLine(r.Err))
 				continue
 			}
 			vigil, base := perSec(r.Lines, r.CPU), perSec(r.Lines, r.Baseline.CPU)
@@ -76,7 +71,7 @@ func (h *harness) markdown() string {
 		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range h.lat {
 			if r.Err != nil && r.Written == 0 {
-				fmt.Fprintf(&b, "| latency | %s | %.0f | %.0f | failed: %s |||||||\n", r.Config, r.Rate, r.Duration.Seconds(), oneLine(r.Err))
+				fmt.Fprintf(&b, "| latency | %s | %.0f | %.0f | failed: %s |||||||\n", r.Config, r.Rate, r.Duration.Seconds(), benchenv.OneLine(r.Err))
 				continue
 			}
 			cpuPct := 0.0
@@ -97,18 +92,6 @@ func (h *harness) markdown() string {
 	return b.String()
 }
 
-func oneLine(err error) string {
-	s, _, _ := strings.Cut(err.Error(), "\n")
-	return strings.ReplaceAll(s, "|", "/")
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "**missed**"
-}
-
 // verdicts compares the runs with the issue's targets, plainly.
 func (h *harness) verdicts() string {
 	var b strings.Builder
@@ -124,7 +107,7 @@ func (h *harness) verdicts() string {
 		lpc := perSec(r.Lines, r.CPU)
 		if r.Scenario == "docker" {
 			fmt.Fprintf(&b, "- docker, %d container(s): %s lines per CPU-second (target ≥ %s with 20 busy containers): %s; peak RSS %.1f MB",
-				r.Files, fmtCount(lpc), fmtCount(targetDockerLinesPerCPU), verdict(lpc >= targetDockerLinesPerCPU), mb(r.PeakRSS))
+				r.Files, fmtCount(lpc), fmtCount(targetDockerLinesPerCPU), benchenv.Verdict(lpc >= targetDockerLinesPerCPU), mb(r.PeakRSS))
 			if r.Files == 1 {
 				rss1 = append(rss1, mb(r.PeakRSS))
 			} else {
@@ -133,11 +116,11 @@ func (h *harness) verdicts() string {
 			}
 		} else if floor, ok := processorFloors[r.Scenario]; ok {
 			fmt.Fprintf(&b, "- %s, %d file(s): %s lines per CPU-second (floor ≥ %s): %s; peak RSS %.1f MB (no target)",
-				r.Scenario, r.Files, fmtCount(lpc), fmtCount(floor), verdict(lpc >= floor), mb(r.PeakRSS))
+				r.Scenario, r.Files, fmtCount(lpc), fmtCount(floor), benchenv.Verdict(lpc >= floor), mb(r.PeakRSS))
 		} else {
 			fmt.Fprintf(&b, "- %s, %d file(s): %s lines per CPU-second (target ≥ %s): %s; peak RSS %.1f MB (target ≤ %d MB): %s",
-				r.Scenario, r.Files, fmtCount(lpc), fmtCount(targetLinesPerCPU), verdict(lpc >= targetLinesPerCPU),
-				mb(r.PeakRSS), targetPeakRSSMB, verdict(mb(r.PeakRSS) <= targetPeakRSSMB))
+				r.Scenario, r.Files, fmtCount(lpc), fmtCount(targetLinesPerCPU), benchenv.Verdict(lpc >= targetLinesPerCPU),
+				mb(r.PeakRSS), targetPeakRSSMB, benchenv.Verdict(mb(r.PeakRSS) <= targetPeakRSSMB))
 		}
 		if r.Received != r.Lines {
 			fmt.Fprintf(&b, "; received %d lines for %d written", r.Received, r.Lines)
@@ -158,7 +141,7 @@ func (h *harness) verdicts() string {
 		// CPU time is sampled in 10 ms ticks and runs vary by several
 		// percent on a shared machine, so "not growing" allows 10%.
 		fmt.Fprintf(&b, "- CPU per line (median of %d and %d runs), 1 file vs %d files: %.3f vs %.3f µs (×%.2f; target: not growing, ≤ ×1.10): %s\n",
-			len(one), len(many), manyFiles, c1, cn, cn/c1, verdict(cn <= 1.10*c1))
+			len(one), len(many), manyFiles, c1, cn, cn/c1, benchenv.Verdict(cn <= 1.10*c1))
 	}
 	if len(rss1) > 0 && len(rssN) > 0 {
 		// The same lines in total, so what differs is the followers:
@@ -172,8 +155,8 @@ func (h *harness) verdicts() string {
 			continue
 		}
 		fmt.Fprintf(&b, "- latency at %.0f lines/s: p99 %.1f ms (target ≤ batchwait %d ms + 250 ms = %d ms): %s; received %d of %d: %s\n",
-			r.Rate, r.Latency.P99Ms, targetBatchWaitMs, targetLatencyMs, verdict(r.Latency.P99Ms <= targetLatencyMs),
-			r.Received, r.Written, verdict(r.Received == r.Written))
+			r.Rate, r.Latency.P99Ms, targetBatchWaitMs, targetLatencyMs, benchenv.Verdict(r.Latency.P99Ms <= targetLatencyMs),
+			r.Received, r.Written, benchenv.Verdict(r.Received == r.Written))
 	}
 	return b.String()
 }
@@ -189,60 +172,17 @@ func median(v []float64) float64 {
 
 // commandLine is how to rerun this exact benchmark.
 func (h *harness) commandLine() string {
-	parts := []string{"go", "run", "./bench/cmd/harness"}
-	for _, a := range h.args {
-		if a == "" || strings.ContainsAny(a, " \t\"'$\\") {
-			a = strconv.Quote(a)
-		}
-		parts = append(parts, a)
-	}
-	return strings.Join(parts, " ")
-}
-
-func commandOutput(dir string, name string, args ...string) string {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return ""
-	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if k, v, ok := bytes.Cut(line, []byte(":")); ok && string(bytes.TrimSpace(k)) == "model name" {
-			return string(bytes.TrimSpace(v))
-		}
-	}
-	return ""
+	return benchenv.CommandLine("./bench/cmd/harness", h.args)
 }
 
 // environment describes the machine and the code measured.
 func (h *harness) environment() string {
-	nproc := commandOutput(h.root, "nproc")
+	nproc := benchenv.CommandOutput(h.root, "nproc")
 	if nproc == "" {
 		nproc = strconv.Itoa(runtime.NumCPU())
 	}
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	rev := commandOutput(h.root, "git", "rev-parse", "--short", "HEAD")
-	if rev == "" {
-		rev = "unknown"
-	}
-	if commandOutput(h.root, "git", "status", "--porcelain") != "" {
-		rev += " with uncommitted changes"
-	}
-	// The working tree changes between runs while others edit it; the
-	// binary's hash tells which runs measured the same build.
-	if sum, err := fileSHA256(h.o.vigil); err == nil {
-		rev += fmt.Sprintf(", binary %s sha256 %.12s", filepath.Base(h.o.vigil), sum)
-	}
 	return fmt.Sprintf("- machine: nproc %s, %s, Linux %s\n- go: %s %s/%s\n- vigil: commit %s\n",
-		nproc, cpuModel(), strings.TrimSpace(string(kernel)), runtime.Version(), runtime.GOOS, runtime.GOARCH, rev)
+		nproc, benchenv.CPUModel(), benchenv.KernelRelease(), runtime.Version(), runtime.GOOS, runtime.GOARCH, benchenv.Revision(h.root, h.o.vigil))
 }
 
 func (h *harness) appendResults(report string, failed []error) error {
@@ -254,30 +194,12 @@ func (h *harness) appendResults(report string, failed []error) error {
 		fmt.Fprintf(&b, "- note: %s\n", h.o.note)
 	}
 	for _, err := range failed {
-		fmt.Fprintf(&b, "- failed: %s\n", oneLine(err))
+		fmt.Fprintf(&b, "- failed: %s\n", benchenv.OneLine(err))
 	}
 	b.WriteString("\n")
 	b.WriteString(report)
-	f, err := os.OpenFile(h.o.results, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
+	if err := benchenv.AppendFile(h.o.results, b.String()); err != nil {
 		return fmt.Errorf("record results: %w", err)
 	}
-	if _, err := f.WriteString(b.String()); err != nil {
-		f.Close()
-		return fmt.Errorf("record results: %w", err)
-	}
-	return f.Close()
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return nil
 }

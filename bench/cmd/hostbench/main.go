@@ -15,14 +15,11 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +32,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vigilhq/vigil/bench/internal/benchenv"
 )
 
 // targetCPURatio is the issue's target: vigil's CPU per scrape at most half
@@ -135,7 +134,10 @@ type pairResult struct {
 }
 
 func (b *bench) main() (string, error) {
-	root, err := repoRoot()
+	root, err := benchenv.RepoRoot()
+	if errors.Is(err, benchenv.ErrNotInRepo) {
+		return "", errors.New("run hostbench inside the vigil repository")
+	}
 	if err != nil {
 		return "", err
 	}
@@ -232,13 +234,7 @@ func (b *bench) main() (string, error) {
 
 func (b *bench) buildVigil() error {
 	b.log.Info("building vigil", "output", b.o.vigil)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", b.o.vigil, "./cmd/vigil")
-	cmd.Dir = b.root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/vigil: %w\n%s", err, out)
-	}
-	return nil
+	return benchenv.BuildVigil(b.root, b.o.vigil)
 }
 
 // probe scrapes p once for the collectors it runs, then stops it.
@@ -323,9 +319,9 @@ func (b *bench) pair(set string, startNE, startVigil func() (*proc, error), neCo
 			}
 		}
 	}
-	before := make([]procSample, 2)
+	before := make([]benchenv.ProcSample, 2)
 	for i, s := range sides {
-		if before[i], err = readProc(s.p.cmd.Process.Pid); err != nil {
+		if before[i], err = benchenv.ReadProc(s.p.cmd.Process.Pid); err != nil {
 			r.Err = err
 			return r
 		}
@@ -347,7 +343,7 @@ func (b *bench) pair(set string, startNE, startVigil func() (*proc, error), neCo
 		}
 	}
 	for i, s := range sides {
-		after, err := readProc(s.p.cmd.Process.Pid)
+		after, err := benchenv.ReadProc(s.p.cmd.Process.Pid)
 		if err != nil {
 			r.Err = err
 			return r
@@ -371,19 +367,10 @@ type proc struct {
 	exited chan struct{}
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
-}
-
 // start runs bin with args (plus the listen address from addrArgs) and
 // waits until /metrics answers.
 func (b *bench) start(name, bin string, addrArgs func(addr string) []string, args []string) (*proc, error) {
-	addr, err := freeAddr()
+	addr, err := benchenv.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -558,60 +545,6 @@ func tailString(s string, n int) string {
 	return "..." + s[len(s)-n:]
 }
 
-// --- /proc ---
-
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat;
-// 100 on every Linux architecture Go supports.
-const clockTicks = 100
-
-type procSample struct {
-	CPU     time.Duration // utime + stime
-	PeakRSS int64         // VmHWM, bytes
-}
-
-func readProc(pid int) (procSample, error) {
-	var s procSample
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return s, err
-	}
-	// The command name may hold spaces and parentheses: count fields
-	// from the last ')'. utime and stime are fields 14 and 15.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return s, errors.New("malformed /proc stat")
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 13 {
-		return s, fmt.Errorf("malformed /proc stat: %d fields", len(f))
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return s, err
-	}
-	s.CPU = time.Duration(ut+st) * time.Second / clockTicks
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return s, err
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			fs := strings.Fields(rest)
-			if len(fs) != 2 || fs[1] != "kB" {
-				return s, fmt.Errorf("malformed VmHWM line %q", line)
-			}
-			kb, err := strconv.ParseInt(fs[0], 10, 64)
-			if err != nil {
-				return s, err
-			}
-			s.PeakRSS = kb << 10
-			return s, nil
-		}
-	}
-	return s, errors.New("no VmHWM in /proc status")
-}
-
 // --- report ---
 
 func perScrapeMs(r sideResult) float64 {
@@ -642,7 +575,7 @@ func (b *bench) markdown() string {
 	s.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range b.runs {
 		if r.Err != nil && r.NE.Scrapes == 0 {
-			fmt.Fprintf(&s, "| %s | failed: %s |||||||||||\n", r.Set, oneLine(r.Err))
+			fmt.Fprintf(&s, "| %s | failed: %s |||||||||||\n", r.Set, benchenv.OneLine(r.Err))
 			continue
 		}
 		for _, x := range []sideResult{r.NE, r.Vigil} {
@@ -655,7 +588,7 @@ func (b *bench) markdown() string {
 	s.WriteString("\nTargets:\n\n")
 	for _, r := range b.runs {
 		if r.Err != nil {
-			fmt.Fprintf(&s, "- %s: failed: %s\n", r.Set, oneLine(r.Err))
+			fmt.Fprintf(&s, "- %s: failed: %s\n", r.Set, benchenv.OneLine(r.Err))
 			continue
 		}
 		ne, v := perScrapeMs(r.NE), perScrapeMs(r.Vigil)
@@ -665,7 +598,7 @@ func (b *bench) markdown() string {
 		}
 		if r.Set == "common" {
 			fmt.Fprintf(&s, "- %s collectors: vigil %.2f ms CPU per scrape, node_exporter %.2f ms: ×%.2f (target ≤ ×%.1f): %s\n",
-				r.Set, v, ne, ratio, targetCPURatio, verdict(ratio <= targetCPURatio))
+				r.Set, v, ne, ratio, targetCPURatio, benchenv.Verdict(ratio <= targetCPURatio))
 		} else {
 			fmt.Fprintf(&s, "- %s collectors (different sets, for reference): vigil %.2f ms CPU per scrape, node_exporter %.2f ms: ×%.2f\n", r.Set, v, ne, ratio)
 		}
@@ -681,43 +614,16 @@ func listOrNone(l []string) string {
 	return strings.Join(l, ", ")
 }
 
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "**missed**"
-}
-
-func oneLine(err error) string {
-	s, _, _ := strings.Cut(err.Error(), "\n")
-	return strings.ReplaceAll(s, "|", "/")
-}
-
 // header says what was measured, where, and how to run it again.
 func (b *bench) header() string {
 	var s strings.Builder
-	parts := []string{"go", "run", "./bench/cmd/hostbench"}
-	for _, a := range b.args {
-		if a == "" || strings.ContainsAny(a, " \t\"'$\\") {
-			a = strconv.Quote(a)
-		}
-		parts = append(parts, a)
-	}
-	fmt.Fprintf(&s, "- command: `%s`\n", strings.Join(parts, " "))
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	fmt.Fprintf(&s, "- machine: nproc %d, %s, Linux %s\n", runtime.NumCPU(), cpuModel(), strings.TrimSpace(string(kernel)))
+	fmt.Fprintf(&s, "- command: `%s`\n", benchenv.CommandLine("./bench/cmd/hostbench", b.args))
+	fmt.Fprintf(&s, "- machine: nproc %d, %s, Linux %s\n", runtime.NumCPU(), benchenv.CPUModel(), benchenv.KernelRelease())
 	fmt.Fprintf(&s, "- go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	if b.o.standin {
 		s.WriteString("- vigil: not measured: node_exporter stands in for it (-standin)\n")
 	} else {
-		rev := gitOutput(b.root, "rev-parse", "--short", "HEAD")
-		if gitOutput(b.root, "status", "--porcelain") != "" {
-			rev += " with uncommitted changes"
-		}
-		if sum, err := fileSHA256(b.o.vigil); err == nil {
-			rev += fmt.Sprintf(", binary %s sha256 %.12s", filepath.Base(b.o.vigil), sum)
-		}
-		fmt.Fprintf(&s, "- vigil: commit %s\n", rev)
+		fmt.Fprintf(&s, "- vigil: commit %s\n", benchenv.Revision(b.root, b.o.vigil))
 	}
 	fmt.Fprintf(&s, "- node_exporter: %s (%s)\n", b.neV, b.o.nodeExporter)
 	fmt.Fprintf(&s, "- scrapes: %d per exporter after %d warm-up, alternating, sequential; gzip %v; CPU is utime+stime from /proc/<pid>/stat (10 ms ticks) over the measured scrapes\n", b.o.scrapes, b.o.warmup, b.o.gzip)
@@ -731,67 +637,5 @@ func (b *bench) appendResults(report string) error {
 	var s strings.Builder
 	fmt.Fprintf(&s, "\n## %s: host\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	s.WriteString(report)
-	f, err := os.OpenFile(b.o.results, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(s.String()); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func gitOutput(dir string, args ...string) string {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(b), "module github.com/vigilhq/vigil\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run hostbench inside the vigil repository")
-		}
-		dir = parent
-	}
+	return benchenv.AppendFile(b.o.results, s.String())
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigilhq/vigil/bench/internal/benchenv"
 )
 
 func TestCollectorsAndSeries(t *testing.T) {
@@ -39,16 +41,6 @@ func TestQuantile(t *testing.T) {
 		if got := quantile(d, c.q); got != c.want {
 			t.Errorf("quantile(%v) = %v, want %v", c.q, got, c.want)
 		}
-	}
-}
-
-func TestReadProcSelf(t *testing.T) {
-	s, err := readProc(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.PeakRSS <= 0 {
-		t.Errorf("VmHWM = %d", s.PeakRSS)
 	}
 }
 
@@ -109,16 +101,14 @@ func TestVigil(t *testing.T) {
 	if ne == "" {
 		skip("no node_exporter in PATH (Debian's prometheus-node-exporter)")
 	}
-	root, err := repoRoot()
+	root, err := benchenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "vigil")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/vigil")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/vigil: %v\n%s", err, out)
+	if err := benchenv.BuildVigil(root, bin); err != nil {
+		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "host.yaml")
 	if err := os.WriteFile(cfg, []byte("sources:\n  host:\n    type: host\n"), 0o644); err != nil {
