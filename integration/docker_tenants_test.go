@@ -393,3 +393,62 @@ pipelines:
 	}
 	stop()
 }
+
+// The users' Promtail config for Docker (examples/promtail-docker.yaml)
+// runs unchanged on the real binary: compose containers are labelled
+// container, stream, service and tenant by its relabel rules, and pushed
+// under their project's tenant, with no label of vigil's own added.
+func TestPromtailDockerExample(t *testing.T) {
+	vl, run, img, names := dockerLoadSetup(t)
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "examples", "promtail-docker.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := strings.NewReplacer(
+		"http://127.0.0.1:3100/loki/api/v1/push", vl.PushURL(),
+		"/var/lib/vigil/positions.yaml", filepath.Join(dir, "positions.yaml"),
+	).Replace(string(raw))
+	if cfg == string(raw) {
+		t.Fatal("the example's URL or positions path changed; update this test")
+	}
+	v := startVigil(t, writeFile(t, dir, "promtail.yaml", cfg))
+
+	// VictoriaLogs takes numeric tenants only: the compose project is "7".
+	name := "vigiltest-promtail-" + run
+	*names = append(*names, name)
+	dockertest.Docker(t, "run", "-d", "--name", name, "--label", "com.docker.compose.project=7",
+		"--label", "com.docker.compose.service=web", img, "-n", "40", "-stderr", "-prefix", "p"+run, "-hold", "30m")
+	view, err := vl.Tenant("7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	waitFor(t, deliveryTimeout, func() string { return fmt.Sprintf("tenant 7 holds %d lines, want 40 (err %v)", got, err) }, func() bool {
+		got, err = view.Count(`container:=` + strconv.Quote(name))
+		return err == nil && got >= 40
+	})
+	streams := map[string]int{}
+	if err := view.Each(`container:=`+strconv.Quote(name)+` | fields _stream, stream`, func(raw []byte) error {
+		var row struct {
+			Stream string `json:"_stream"`
+			S      string `json:"stream"`
+		}
+		if err := json.Unmarshal(raw, &row); err != nil {
+			return err
+		}
+		streams[row.S]++
+		want := fmt.Sprintf(`{container=%q,service="web",stream=%q,tenant="7"}`, name, row.S)
+		if row.Stream != want {
+			t.Errorf("stream labels %s, want %s", row.Stream, want)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if streams["stdout"] != 20 || streams["stderr"] != 20 {
+		t.Errorf("lines per stream %v, want 20 stdout and 20 stderr", streams)
+	}
+	v.signal(syscall.SIGTERM)
+	v.wait(exitTimeout)
+}
