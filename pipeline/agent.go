@@ -61,7 +61,7 @@ func (a *Agent) registerer() prometheus.Registerer {
 // self-metrics and the Go and process collectors.
 func NewAgent(logger *slog.Logger, load func() (*Config, error)) *Agent {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), newProcessCollector())
 	return &Agent{Logger: logger, Registry: reg, Metrics: NewMetrics(reg), Load: load}
 }
 

@@ -55,6 +55,7 @@ type Env struct {
 	Logger  *slog.Logger
 	name    string
 	options map[string]string // full option name -> value, defaults filled in
+	shared  *scrapeShared     // what the Source's collectors share per scrape; nil outside a Source
 }
 
 // Option returns the value of the collector's option name (short name).

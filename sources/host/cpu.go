@@ -55,8 +55,12 @@ type cpuCollector struct {
 	// (a known kernel quirk, and CPU hotplug) are held at their last value
 	// so rate() never sees a reset it did not deserve.
 	mu    sync.Mutex
-	stats map[int64]procfs.CPUStat
+	stats map[int64]procStatCPU
 	names map[int64]string
+	cur   []procStatCPU // this scrape's reading, reused
+	ids   map[int64]bool
+
+	stat *procStatReader
 }
 
 func newCPUCollector(env *Env) (Collector, error) {
@@ -97,8 +101,10 @@ func newCPUCollector(env *Env) (Collector, error) {
 		isolatedDesc: prometheus.NewDesc(prometheus.BuildFQName(namespace, "cpu", "isolated"),
 			"Whether each core is isolated, information from /sys/devices/system/cpu/isolated.",
 			[]string{"cpu"}, nil),
-		stats: map[int64]procfs.CPUStat{},
+		stats: map[int64]procStatCPU{},
 		names: map[int64]string{},
+		ids:   map[int64]bool{},
+		stat:  env.procStatReader(env.Paths.ProcPath("stat")),
 	}
 	for opt, re := range map[string]**regexp.Regexp{"info.flags-include": &c.flagsInclude, "info.bugs-include": &c.bugsInclude} {
 		if v := env.Option(opt); v != "" {
@@ -169,37 +175,41 @@ func emitMatching(ch chan<- prometheus.Metric, desc *prometheus.Desc, values []s
 }
 
 func (c *cpuCollector) updateStat(ch chan<- prometheus.Metric) error {
-	stat, err := c.fs.Stat()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.stat.with(func(p *procStat) { c.cur = append(c.cur[:0], p.cpus...) })
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", c.env.Paths.ProcPath("stat"), err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id, n := range stat.CPU {
+	clear(c.ids)
+	for _, n := range c.cur {
+		id := n.id
+		c.ids[id] = true
 		old, seen := c.stats[id]
-		if seen && old.Idle-n.Idle >= jumpBackSeconds {
-			c.env.Logger.Debug("CPU idle counter jumped backwards; possible hotplug, resetting its stats", "cpu", id, "old_value", old.Idle, "new_value", n.Idle)
-			old = procfs.CPUStat{}
+		if seen && old.idle-n.idle >= jumpBackSeconds {
+			c.env.Logger.Debug("CPU idle counter jumped backwards; possible hotplug, resetting its stats", "cpu", id, "old_value", old.idle, "new_value", n.idle)
+			old = procStatCPU{}
 		}
-		old.User = monotonic(old.User, n.User)
-		old.Nice = monotonic(old.Nice, n.Nice)
-		old.System = monotonic(old.System, n.System)
-		old.Idle = monotonic(old.Idle, n.Idle)
-		old.Iowait = monotonic(old.Iowait, n.Iowait)
-		old.IRQ = monotonic(old.IRQ, n.IRQ)
-		old.SoftIRQ = monotonic(old.SoftIRQ, n.SoftIRQ)
-		old.Steal = monotonic(old.Steal, n.Steal)
-		old.Guest = monotonic(old.Guest, n.Guest)
-		old.GuestNice = monotonic(old.GuestNice, n.GuestNice)
+		old.id = id
+		old.user = monotonic(old.user, n.user)
+		old.nice = monotonic(old.nice, n.nice)
+		old.system = monotonic(old.system, n.system)
+		old.idle = monotonic(old.idle, n.idle)
+		old.iowait = monotonic(old.iowait, n.iowait)
+		old.irq = monotonic(old.irq, n.irq)
+		old.softIRQ = monotonic(old.softIRQ, n.softIRQ)
+		old.steal = monotonic(old.steal, n.steal)
+		old.guest = monotonic(old.guest, n.guest)
+		old.guestNice = monotonic(old.guestNice, n.guestNice)
 		c.stats[id] = old
 		if _, ok := c.names[id]; !ok {
 			c.names[id] = strconv.FormatInt(id, 10)
 		}
 	}
 	// CPUs gone offline are forgotten.
-	if len(c.stats) != len(stat.CPU) {
+	if len(c.stats) != len(c.ids) {
 		for id := range c.stats {
-			if _, ok := stat.CPU[id]; !ok {
+			if !c.ids[id] {
 				delete(c.stats, id)
 				delete(c.names, id)
 			}
@@ -207,18 +217,18 @@ func (c *cpuCollector) updateStat(ch chan<- prometheus.Metric) error {
 	}
 	for id, s := range c.stats {
 		cpu := c.names[id]
-		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.User, cpu, "user")
-		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.Nice, cpu, "nice")
-		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.System, cpu, "system")
-		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.Idle, cpu, "idle")
-		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.Iowait, cpu, "iowait")
-		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.IRQ, cpu, "irq")
-		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.SoftIRQ, cpu, "softirq")
-		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.Steal, cpu, "steal")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.user, cpu, "user")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.nice, cpu, "nice")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.system, cpu, "system")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.idle, cpu, "idle")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.iowait, cpu, "iowait")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.irq, cpu, "irq")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.softIRQ, cpu, "softirq")
+		ch <- newMetric(nodeCPUSecondsDesc, prometheus.CounterValue, s.steal, cpu, "steal")
 		if c.guest {
 			// Guest time is also counted in user and nice.
-			ch <- newMetric(c.guestDesc, prometheus.CounterValue, s.Guest, cpu, "user")
-			ch <- newMetric(c.guestDesc, prometheus.CounterValue, s.GuestNice, cpu, "nice")
+			ch <- newMetric(c.guestDesc, prometheus.CounterValue, s.guest, cpu, "user")
+			ch <- newMetric(c.guestDesc, prometheus.CounterValue, s.guestNice, cpu, "nice")
 		}
 	}
 	return nil

@@ -63,6 +63,9 @@ type diskstatsCollector struct {
 	// re-parsed only when their mtime or size changes.
 	udevCache map[string]*diskstatsUdevCacheEntry
 	buf       []byte
+	procPath  string          // /proc/diskstats
+	statBuf   []byte          // its content
+	lines     []diskstatsLine // its devices, reused
 
 	info           typedDesc
 	stats          []typedDesc
@@ -92,6 +95,7 @@ func newDiskstatsCollector(env *Env) (Collector, error) {
 		return typedDesc{prometheus.NewDesc(prometheus.BuildFQName(namespace, "disk", name), help, labels, nil), t}
 	}
 	c := &diskstatsCollector{
+		procPath:  env.Paths.ProcPath("diskstats"),
 		fs:        fs,
 		filter:    filter,
 		logger:    env.Logger,
@@ -138,17 +142,20 @@ func newDiskstatsCollector(env *Env) (Collector, error) {
 }
 
 func (c *diskstatsCollector) Update(ch chan<- prometheus.Metric) error {
-	diskStats, err := c.fs.ProcDiskstats()
-	if err != nil {
+	var err error
+	if c.statBuf, err = readFileInto(c.procPath, c.statBuf); err != nil {
 		return fmt.Errorf("couldn't get diskstats: %w", err)
 	}
-	for i := range diskStats {
-		s := &diskStats[i]
-		dev := s.DeviceName
+	if c.lines, err = parseProcDiskstats(c.statBuf, c.lines); err != nil {
+		return fmt.Errorf("couldn't get diskstats: %s: %w", c.procPath, err)
+	}
+	for i := range c.lines {
+		s := &c.lines[i]
+		dev := s.name
 		if c.filter.ignored(dev) {
 			continue
 		}
-		info := c.udev(s.MajorNumber, s.MinorNumber)
+		info := c.udev(s.major, s.minor)
 
 		serial := info.scsiIdentSerial // usually the serial printed on the label
 		if serial == "" {
@@ -161,31 +168,32 @@ func (c *diskstatsCollector) Update(ch chan<- prometheus.Metric) error {
 		// node_exporter does.
 		rotational, _ := c.fs.SysBlockDeviceRotational(dev)
 		ch <- c.info.mustNewConstMetric(1, dev,
-			strconv.FormatUint(uint64(s.MajorNumber), 10),
-			strconv.FormatUint(uint64(s.MinorNumber), 10),
+			strconv.FormatUint(uint64(s.major), 10),
+			strconv.FormatUint(uint64(s.minor), 10),
 			info.path, info.wwn, info.model, serial, info.revision,
 			strconv.FormatUint(rotational, 2))
 
+		v := &s.v
 		values := [...]float64{
-			float64(s.ReadIOs),
-			float64(s.ReadMerges),
-			float64(s.ReadSectors) * diskstatsSectorSize,
-			float64(s.ReadTicks) * diskstatsSecondsPerTick,
-			float64(s.WriteIOs),
-			float64(s.WriteMerges),
-			float64(s.WriteSectors) * diskstatsSectorSize,
-			float64(s.WriteTicks) * diskstatsSecondsPerTick,
-			float64(s.IOsInProgress),
-			float64(s.IOsTotalTicks) * diskstatsSecondsPerTick,
-			float64(s.WeightedIOTicks) * diskstatsSecondsPerTick,
-			float64(s.DiscardIOs),
-			float64(s.DiscardMerges),
-			float64(s.DiscardSectors),
-			float64(s.DiscardTicks) * diskstatsSecondsPerTick,
-			float64(s.FlushRequestsCompleted),
-			float64(s.TimeSpentFlushing) * diskstatsSecondsPerTick,
+			float64(v[0]),
+			float64(v[1]),
+			float64(v[2]) * diskstatsSectorSize,
+			float64(v[3]) * diskstatsSecondsPerTick,
+			float64(v[4]),
+			float64(v[5]),
+			float64(v[6]) * diskstatsSectorSize,
+			float64(v[7]) * diskstatsSecondsPerTick,
+			float64(v[8]),
+			float64(v[9]) * diskstatsSecondsPerTick,
+			float64(v[10]) * diskstatsSecondsPerTick,
+			float64(v[11]),
+			float64(v[12]),
+			float64(v[13]),
+			float64(v[14]) * diskstatsSecondsPerTick,
+			float64(v[15]),
+			float64(v[16]) * diskstatsSecondsPerTick,
 		}
-		n := min(s.IoStatsCount-3, len(values)) // less major, minor and name
+		n := min(s.count-3, len(values)) // less major, minor and name
 		for j := 0; j < n; j++ {
 			ch <- c.stats[j].mustNewConstMetric(values[j], dev)
 		}
@@ -319,4 +327,65 @@ func parseDiskstatsUdev(data []byte) diskstatsUdev {
 		}
 	}
 	return u
+}
+
+// diskstatsLine is one device of /proc/diskstats: the counters after its
+// name, count of the fields read in all (as procfs's IoStatsCount).
+type diskstatsLine struct {
+	major, minor uint32
+	name         string
+	v            [17]uint64
+	count        int
+}
+
+// parseProcDiskstats parses /proc/diskstats as procfs's ProcDiskstats
+// (which node_exporter uses) does, without fmt.Sscanf: lines with fewer
+// than 14 fields are skipped, a field that is not a number fails the
+// read. lines is reused, device names too while they do not change.
+func parseProcDiskstats(b []byte, lines []diskstatsLine) ([]diskstatsLine, error) {
+	n := 0
+	for len(b) > 0 {
+		var line []byte
+		line, b = cutLine(b)
+		if n == len(lines) {
+			lines = append(lines, diskstatsLine{})
+		}
+		d := &lines[n]
+		prev := d.name
+		*d = diskstatsLine{}
+		rest := line
+		var f []byte
+		for d.count < 20 {
+			if f, rest = cutField(rest); f == nil {
+				break
+			}
+			switch d.count {
+			case 0, 1:
+				v, err := strconv.ParseUint(string(f), 10, 32)
+				if err != nil {
+					return lines[:n], fmt.Errorf("couldn't parse %q: %w", line, err)
+				}
+				if d.count == 0 {
+					d.major = uint32(v)
+				} else {
+					d.minor = uint32(v)
+				}
+			case 2:
+				d.name = internBytes(prev, f)
+			default:
+				v, err := strconv.ParseUint(string(f), 10, 64)
+				if err != nil {
+					return lines[:n], fmt.Errorf("couldn't parse %q: %w", line, err)
+				}
+				d.v[d.count-3] = v
+			}
+			d.count++
+		}
+		if d.count >= 14 {
+			n++
+		} else {
+			d.name = prev
+		}
+	}
+	return lines[:n], nil
 }

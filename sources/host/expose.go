@@ -245,18 +245,17 @@ func renderExposition(fast []*hostMetric, other []prometheus.Metric, format expf
 	// Families by name. A family the fast path cannot render alone (it
 	// mixes kinds, types, help or label names, which Gather would merge
 	// or reject) goes to the registry's path whole.
-	type family struct {
-		info    *descInfo
-		vt      prometheus.ValueType
-		metrics []*hostMetric
-		slow    bool
-	}
-	fams := make(map[string]*family, 256)
+	st := getRenderState()
+	defer putRenderState(st)
+	fams := st.fams
 	for _, m := range fast {
 		f := fams[m.info.name]
 		if f == nil {
-			f = &family{info: m.info, vt: m.vt}
+			f = &family{}
 			fams[m.info.name] = f
+		}
+		if len(f.metrics) == 0 {
+			f.info, f.vt, f.slow = m.info, m.vt, false
 		} else if f.info != m.info && (f.info.help != m.info.help || f.info.labelNames != m.info.labelNames) || f.vt != m.vt {
 			f.slow = true
 		}
@@ -265,13 +264,13 @@ func renderExposition(fast []*hostMetric, other []prometheus.Metric, format expf
 	var slowFams []*dto.MetricFamily
 	if len(other) > 0 {
 		for _, m := range other {
-			if f := fams[descName(m.Desc())]; f != nil {
+			if f := fams[descName(m.Desc())]; f != nil && len(f.metrics) > 0 {
 				f.slow = true
 			}
 		}
 	}
 	for _, f := range fams {
-		if f.slow {
+		if f.slow && len(f.metrics) > 0 {
 			for _, m := range f.metrics {
 				other = append(other, m)
 			}
@@ -288,9 +287,9 @@ func renderExposition(fast []*hostMetric, other []prometheus.Metric, format expf
 		}
 	}
 
-	names := make([]string, 0, len(fams)+len(slowFams))
+	names := st.names[:0]
 	for name, f := range fams {
-		if !f.slow {
+		if !f.slow && len(f.metrics) > 0 {
 			names = append(names, name)
 		}
 	}
@@ -298,6 +297,7 @@ func renderExposition(fast []*hostMetric, other []prometheus.Metric, format expf
 		names = append(names, mf.GetName())
 	}
 	slices.Sort(names)
+	st.names = names
 
 	var buf []byte
 	select {
@@ -307,11 +307,11 @@ func renderExposition(fast []*hostMetric, other []prometheus.Metric, format expf
 	}
 	om := format.FormatType() == expfmt.TypeOpenMetrics
 	x := &pipeline.Exposition{Families: make([]pipeline.ExposedFamily, 0, len(names))}
-	starts := make([]int, 0, len(names))
+	starts := st.starts[:0]
 	si := 0
 	for _, name := range names {
 		start := len(buf)
-		if f := fams[name]; f != nil && !f.slow {
+		if f := fams[name]; f != nil && !f.slow && len(f.metrics) > 0 {
 			var err error
 			if buf, err = renderFamily(buf, f.info, f.vt, f.metrics, om); err != nil {
 				return nil, err
@@ -334,6 +334,7 @@ func renderExposition(fast []*hostMetric, other []prometheus.Metric, format expf
 		}
 		x.Families[i].Text = buf[starts[i]:end:end]
 	}
+	st.starts = starts
 	x.Release = func() {
 		select {
 		case exposeBufs <- buf[:0]:
@@ -341,6 +342,51 @@ func renderExposition(fast []*hostMetric, other []prometheus.Metric, format expf
 		}
 	}
 	return x, nil
+}
+
+// family is one metric family of a scrape, on the fast path unless slow.
+type family struct {
+	info    *descInfo
+	vt      prometheus.ValueType
+	metrics []*hostMetric
+	slow    bool
+}
+
+// renderState is what renderExposition keeps between scrapes: the
+// families (emptied, not dropped: the same ones come back on every
+// scrape) and its slices.
+type renderState struct {
+	fams   map[string]*family
+	names  []string
+	starts []int
+}
+
+var renderStates sync.Pool
+
+func getRenderState() *renderState {
+	if st, ok := renderStates.Get().(*renderState); ok {
+		return st
+	}
+	return &renderState{fams: make(map[string]*family, 256)}
+}
+
+// putRenderState empties st's families, keeping their slices, and keeps
+// it for the next scrape. Families that stay empty for a scrape are
+// dropped, so names seen once (a textfile's, an interface's) do not
+// accumulate.
+func putRenderState(st *renderState) {
+	for name, f := range st.fams {
+		if len(f.metrics) == 0 {
+			delete(st.fams, name)
+			continue
+		}
+		clear(f.metrics) // the metrics are not kept alive
+		f.metrics = f.metrics[:0]
+		f.info, f.slow = nil, false
+	}
+	clear(st.names)
+	st.names = st.names[:0]
+	renderStates.Put(st)
 }
 
 // descName is a descriptor's metric name, for the rare metrics outside

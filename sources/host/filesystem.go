@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +71,15 @@ type filesystemCollector struct {
 	// dead NFS server costs one blocked goroutine, not one per scrape.
 	mu    sync.Mutex
 	stuck map[string]struct{}
+
+	// The last mount table read (<procfs>/1/mountinfo) and what it gave;
+	// the slice is only read once returned.
+	mountsMu   sync.Mutex
+	mountinfo  string
+	mountsBuf  []byte
+	mountsKey  []byte
+	mountsLast []filesystemMount
+	mountsOK   bool
 }
 
 // filesystemFilter builds a mount point or fs type filter the way
@@ -107,6 +117,7 @@ func newFilesystemCollector(env *Env) (Collector, error) {
 	}
 	return &filesystemCollector{
 		fs:          fs,
+		mountinfo:   env.Paths.ProcPath("1", "mountinfo"),
 		root:        env.Paths.Root,
 		mountPoints: mountPoints,
 		fsTypes:     fsTypes,
@@ -189,6 +200,36 @@ func (c *filesystemCollector) stats() ([]filesystemStats, error) {
 // mounts lists the mounts to report, from <procfs>/1/mountinfo: init's
 // mount namespace, which is the host's when procfs is the host's.
 func (c *filesystemCollector) mounts() ([]filesystemMount, error) {
+	// The mount table seldom changes, and parsing it (procfs splits
+	// every mount's options into maps) cost more than reading it: the
+	// last parse is reused while the file reads the same.
+	c.mountsMu.Lock()
+	defer c.mountsMu.Unlock()
+	var err error
+	c.mountsBuf, err = readFileInto(c.mountinfo, c.mountsBuf)
+	if err != nil {
+		c.mountsOK = false
+		return c.parseMounts()
+	}
+	if c.mountsOK && bytes.Equal(c.mountsBuf, c.mountsKey) {
+		return c.mountsLast, nil
+	}
+	m, err := c.parseMounts()
+	if err != nil {
+		c.mountsOK = false
+		return nil, err
+	}
+	c.mountsKey = append(c.mountsKey[:0], c.mountsBuf...)
+	c.mountsLast, c.mountsOK = m, true
+	if cap(c.mountsBuf) > 1<<20 {
+		c.mountsBuf, c.mountsKey = nil, nil
+		c.mountsOK = false
+	}
+	return m, nil
+}
+
+// parseMounts reads and parses the mount table with procfs.
+func (c *filesystemCollector) parseMounts() ([]filesystemMount, error) {
 	infos, err := c.fs.GetProcMounts(1)
 	if errors.Is(err, os.ErrNotExist) {
 		// /proc/1 is hidden with hidepid.

@@ -218,3 +218,36 @@ func TestFilesystemLive(t *testing.T) {
 func BenchmarkFilesystemLive(b *testing.B) {
 	benchUpdate(b, newCollector(b, "filesystem", Paths{Proc: "/proc", Root: "/"}, nil))
 }
+
+// The parsed mount table is reused only while the file reads the same: a
+// mount added, or changed to read-only, shows on the next scrape.
+func TestFilesystemMountTableChanges(t *testing.T) {
+	proc := t.TempDir()
+	if err := os.MkdirAll(proc+"/1", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(mi string) {
+		t.Helper()
+		if err := os.WriteFile(proc+"/1/mountinfo", []byte(mi), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newCollector(t, "filesystem", Paths{Proc: proc, Root: "/"}, nil)
+	c.(*filesystemCollector).statfs = func(string, *unix.Statfs_t) error { return nil }
+	readonly := func() string {
+		return strings.Join(seriesLines(collect(t, c)["node_filesystem_readonly"]), "\n")
+	}
+	write("1 0 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n")
+	want1 := `{device="/dev/sda1",device_error="",fstype="ext4",mountpoint="/"} 0`
+	for range 2 {
+		if got := readonly(); got != want1 {
+			t.Fatalf("readonly:\n%s\nwant:\n%s", got, want1)
+		}
+	}
+	write("1 0 8:1 / / ro,relatime - ext4 /dev/sda1 rw\n2 1 8:2 / /data rw,relatime - ext4 /dev/sda2 rw\n")
+	want2 := `{device="/dev/sda1",device_error="",fstype="ext4",mountpoint="/"} 1
+{device="/dev/sda2",device_error="",fstype="ext4",mountpoint="/data"} 0`
+	if got := readonly(); got != want2 {
+		t.Errorf("after the change, readonly:\n%s\nwant:\n%s", got, want2)
+	}
+}

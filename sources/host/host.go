@@ -219,6 +219,7 @@ func (c Config) Paths() Paths {
 type Source struct {
 	collectors []*running
 	timeout    time.Duration
+	shared     *scrapeShared
 }
 
 var (
@@ -245,14 +246,14 @@ func New(c Config, logger *slog.Logger) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{timeout: c.CollectorTimeout}
+	s := &Source{timeout: c.CollectorTimeout, shared: &scrapeShared{}}
 	if s.timeout == 0 {
 		s.timeout = DefaultCollectorTimeout
 	}
 	paths := c.Paths()
 	for _, name := range names {
 		spec, _ := lookupSpec(name)
-		env := &Env{Paths: paths, Logger: logger.With("collector", name), name: name, options: map[string]string{}}
+		env := &Env{Paths: paths, Logger: logger.With("collector", name), name: name, options: map[string]string{}, shared: s.shared}
 		for _, o := range spec.Options {
 			full := name + "." + o.Name
 			v, ok := c.Options[full]
@@ -267,7 +268,7 @@ func New(c Config, logger *slog.Logger) (*Source, error) {
 		if err != nil {
 			return nil, fmt.Errorf("collector %s: %w", name, err)
 		}
-		s.collectors = append(s.collectors, &running{name: name, c: col, logger: env.Logger})
+		s.collectors = append(s.collectors, &running{name: name, c: col, logger: env.Logger, sequential: sequentialCollectors[name]})
 	}
 	return s, nil
 }
@@ -292,34 +293,142 @@ func (s *Source) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector. It returns once every collector
 // has finished or timed out; nothing is sent on ch after it returns.
 func (s *Source) Collect(ch chan<- prometheus.Metric) {
-	var wg sync.WaitGroup
-	wg.Add(len(s.collectors))
-	for _, r := range s.collectors {
-		go r.collect(func(m prometheus.Metric) { ch <- m }, s.timeout, wg.Done)
-	}
-	wg.Wait()
+	s.shared.next()
+	s.run(func(int) func(prometheus.Metric) {
+		return func(m prometheus.Metric) { ch <- m }
+	})
 }
 
 // collectAll is Collect for the fast path: each collector's metrics are
 // kept apart (no channel shared by every collector), in its order.
 func (s *Source) collectAll() [][]prometheus.Metric {
+	s.shared.next()
 	out := make([][]prometheus.Metric, len(s.collectors))
-	var wg sync.WaitGroup
-	wg.Add(len(s.collectors))
+	// One backing array for all, sized by the last scrape.
+	caps := make([]int, len(s.collectors))
+	n := 0
 	for i, r := range s.collectors {
-		// Only r's forwarding goroutine appends to out[i], and not after
-		// it calls wg.Done.
-		go r.collect(func(m prometheus.Metric) { out[i] = append(out[i], m) }, s.timeout, wg.Done)
+		caps[i] = int(r.lastN.Load())
+		n += caps[i]
 	}
-	wg.Wait()
+	all := make([]prometheus.Metric, n)
+	for i, k := range caps {
+		out[i], all = all[:0:k], all[k:]
+	}
+	// Only collector i's forwarding appends to out[i], and not after run
+	// returns.
+	s.run(func(i int) func(prometheus.Metric) {
+		return func(m prometheus.Metric) { out[i] = append(out[i], m) }
+	})
+	for i, r := range s.collectors {
+		r.lastN.Store(int32(min(len(out[i]), 1<<16)))
+	}
 	return out
 }
+
+// sequentialCollectors are the collectors that only read a few procfs
+// files or ask netlink, in well under a millisecond, and never wait on a
+// device or a mount. Giving each its own goroutines on every scrape (one
+// for its Update, one forwarding its metrics, and the stacks they grow)
+// cost more than the reading itself, so a scrape runs them one after the
+// other on a single worker instead, forwarded by the scrape's goroutine.
+// Every other collector (filesystem, hwmon, netclass, textfile, ...: any
+// that may wait on hardware, a mount or the disk) runs concurrently as in
+// node_exporter.
+var sequentialCollectors = map[string]bool{
+	"arp": true, "conntrack": true, "cpu": true, "diskstats": true, "entropy": true,
+	"filefd": true, "loadavg": true, "meminfo": true, "netdev": true, "netstat": true,
+	"os": true, "pressure": true, "schedstat": true, "sockstat": true, "softnet": true,
+	"stat": true, "time": true, "timex": true, "udp_queues": true, "uname": true, "vmstat": true,
+}
+
+// sequentialBudget is the share of the timeout the sequential collectors
+// may take together. Past it, the one running goes on under its own
+// timeout on a goroutine of its own and the rest start concurrently, as
+// the others do, so a scrape still ends within about the timeout
+// (timeout + timeout/sequentialBudget) even if one of them hangs.
+const sequentialBudget = 10
+
+// run runs one scrape of every collector, collector i's metrics going to
+// emitFor(i), and returns once each has finished or timed out.
+func (s *Source) run(emitFor func(i int) func(prometheus.Metric)) {
+	var wg sync.WaitGroup
+	var seq []int
+	for i, r := range s.collectors {
+		if r.sequential {
+			seq = append(seq, i)
+			continue
+		}
+		wg.Add(1)
+		go r.collect(emitFor(i), s.timeout, wg.Done)
+	}
+	if len(seq) > 0 {
+		soft := time.NewTimer(s.timeout / sequentialBudget)
+		w := newWorker()
+		for k, i := range seq {
+			r := s.collectors[i]
+			u := r.begin(emitFor(i), s.timeout, w.run)
+			if u == nil {
+				continue
+			}
+			switch u.wait(soft.C) {
+			case updateDone:
+				continue
+			case updateTimedOut:
+				// Its Update still holds the worker.
+				w.stop()
+				w = newWorker()
+				continue
+			}
+			// Over budget: r goes on alone, the rest concurrently.
+			w.stop()
+			wg.Add(1)
+			go func() { u.wait(nil); wg.Done() }()
+			for _, j := range seq[k+1:] {
+				wg.Add(1)
+				go s.collectors[j].collect(emitFor(j), s.timeout, wg.Done)
+			}
+			w = nil
+			break
+		}
+		if w != nil {
+			w.stop()
+		}
+		soft.Stop()
+	}
+	wg.Wait()
+}
+
+// worker runs functions one after the other on one goroutine.
+type worker struct{ jobs chan func() }
+
+func newWorker() *worker {
+	w := &worker{jobs: make(chan func())}
+	go func() {
+		for f := range w.jobs {
+			f()
+		}
+	}()
+	return w
+}
+
+// run starts f on the worker, which must be idle.
+func (w *worker) run(f func()) { w.jobs <- f }
+
+// stop ends the worker once its current function returns.
+func (w *worker) stop() { close(w.jobs) }
 
 // running is one collector with what the engine tracks about it.
 type running struct {
 	name   string
 	c      Collector
 	logger *slog.Logger
+	// sequential: cheap enough to run on the scrape's shared worker.
+	sequential bool
+	// lastN is how many metrics the fast path's last scrape had from it.
+	lastN atomic.Int32
+	// last is the collector's update, reused while it is not busy.
+	last *update
 	// busy is set while an Update runs. An Update that outlived its
 	// scrape's timeout keeps it set, so the next scrapes skip the
 	// collector instead of piling up goroutines behind the same hang.
@@ -334,64 +443,133 @@ type running struct {
 // without holding a scrape's worth of metrics.
 const metricsBuffer = 64
 
-// collect runs one Update and forwards its metrics to emit until it
-// returns or the timeout passes, then calls done; emit is not called after
-// done. After a timeout the goroutine goes on discarding what the Update
-// still sends until it returns, so the late metrics never reach a later
-// scrape, and the collector stays busy until then.
+// collect runs one Update on a goroutine of its own and forwards its
+// metrics to emit until it returns or the timeout passes, then calls done;
+// emit is not called after done. After a timeout a goroutine goes on
+// discarding what the Update still sends until it returns, so the late
+// metrics never reach a later scrape, and the collector stays busy until
+// then.
 func (r *running) collect(emit func(prometheus.Metric), timeout time.Duration, done func()) {
+	if u := r.begin(emit, timeout, func(f func()) { go f() }); u != nil {
+		u.wait(nil)
+	}
+	done()
+}
+
+// update is one Update of a collector in flight.
+type update struct {
+	r       *running
+	emit    func(prometheus.Metric)
+	start   time.Time
+	timeout time.Duration
+	timer   *time.Timer
+	inner   chan prometheus.Metric
+	result  chan error
+	run     func()
+}
+
+// begin starts an Update with start (which runs a function on another
+// goroutine), or, if the collector is still busy with an Update that
+// timed out, reports it failed and returns nil.
+func (r *running) begin(emit func(prometheus.Metric), timeout time.Duration, start func(func())) *update {
 	if !r.busy.CompareAndSwap(false, true) {
 		r.logError(fmt.Errorf("still running from an earlier scrape that timed out; skipped"))
 		emit(newMetric(scrapeDurationDesc, prometheus.GaugeValue, 0, r.name))
 		emit(newMetric(scrapeSuccessDesc, prometheus.GaugeValue, 0, r.name))
-		done()
-		return
+		return nil
 	}
-	start := time.Now()
-	inner := make(chan prometheus.Metric, metricsBuffer)
-	result := make(chan error, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				result <- fmt.Errorf("panic: %v\n%s", p, debug.Stack())
-			}
-		}()
-		result <- r.c.Update(inner)
-	}()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	// The collector's previous update is over (it is not busy): its
+	// channels are empty and nothing sends on them any more, so they,
+	// its timer and the function that runs Update are reused.
+	u := r.last
+	if u == nil {
+		u = &update{
+			r:      r,
+			inner:  make(chan prometheus.Metric, metricsBuffer),
+			result: make(chan error, 1),
+		}
+		u.run = func() {
+			defer func() {
+				if p := recover(); p != nil {
+					u.result <- fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+				}
+			}()
+			u.result <- r.c.Update(u.inner)
+		}
+		r.last = u
+	}
+	u.emit, u.start, u.timeout = emit, time.Now(), timeout
+	if u.timer == nil {
+		u.timer = time.NewTimer(timeout)
+	} else {
+		u.timer.Reset(timeout)
+	}
+	start(u.run)
+	return u
+}
+
+// How a wait ended.
+const (
+	updateDone = iota
+	updateTimedOut
+	updateYielded
+)
+
+// wait forwards the Update's metrics until it returns or times out, and
+// reports it. If yield fires first, it returns updateYielded, and the
+// update must be waited for again.
+func (u *update) wait(yield <-chan time.Time) int {
+	r := u.r
 	for {
 		select {
-		case m := <-inner:
-			emit(m)
-		case err := <-result:
+		case m := <-u.inner:
+			u.emit(m)
+		case err := <-u.result:
+			u.timer.Stop()
 			// Everything sent before Update returned is buffered by now.
 			for drained := false; !drained; {
 				select {
-				case m := <-inner:
-					emit(m)
+				case m := <-u.inner:
+					u.emit(m)
 				default:
 					drained = true
 				}
 			}
+			// Once r is not busy, a concurrent scrape may reuse u.
+			emit, d := u.emit, time.Since(u.start)
 			r.busy.Store(false)
-			r.report(emit, time.Since(start), err)
-			done()
-			return
-		case <-timer.C:
-			r.report(emit, time.Since(start), fmt.Errorf("timed out after %s; its metrics are left out of this scrape", timeout))
-			done()
-			for {
+			r.report(emit, d, err)
+			return updateDone
+		case <-u.timer.C:
+			r.report(u.emit, time.Since(u.start), fmt.Errorf("timed out after %s; its metrics are left out of this scrape", u.timeout))
+			go u.discard()
+			return updateTimedOut
+		case <-yield:
+			return updateYielded
+		}
+	}
+}
+
+// discard drops what a timed-out Update still sends until it returns.
+func (u *update) discard() {
+	for {
+		select {
+		case <-u.inner:
+		case err := <-u.result:
+			// Empty the channel for the next update.
+			for drained := false; !drained; {
 				select {
-				case <-inner:
-				case err := <-result:
-					r.busy.Store(false)
-					if err != nil && !errors.Is(err, ErrNoData) {
-						r.logError(fmt.Errorf("finished %s after a timeout: %w", time.Since(start).Round(time.Millisecond), err))
-					}
-					return
+				case <-u.inner:
+				default:
+					drained = true
 				}
 			}
+			d, r := time.Since(u.start), u.r
+			r.busy.Store(false) // u may be reused from here on
+			if err != nil && !errors.Is(err, ErrNoData) {
+				r.logError(fmt.Errorf("finished %s after a timeout: %w", d.Round(time.Millisecond), err))
+			}
+			return
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/procfs"
 )
 
 func init() {
@@ -20,23 +19,19 @@ func init() {
 
 type statCollector struct {
 	env     *Env
-	fs      procfs.FS
+	stat    *procStatReader
 	softirq bool
 
 	intr, ctxt, forks, btime, running, blocked, softirqs typedDesc
 }
 
 func newStatCollector(env *Env) (Collector, error) {
-	fs, err := procfs.NewFS(env.Paths.Proc)
-	if err != nil {
-		return nil, fmt.Errorf("failed to open procfs: %w", err)
-	}
 	d := func(name, help string, t prometheus.ValueType, labels ...string) typedDesc {
 		return typedDesc{prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil), t}
 	}
 	return &statCollector{
 		env:      env,
-		fs:       fs,
+		stat:     env.procStatReader(env.Paths.ProcPath("stat")),
 		softirq:  env.BoolOption("softirq"),
 		intr:     d("intr_total", "Total number of interrupts serviced.", prometheus.CounterValue),
 		ctxt:     d("context_switches_total", "Total number of context switches.", prometheus.CounterValue),
@@ -49,28 +44,27 @@ func newStatCollector(env *Env) (Collector, error) {
 }
 
 func (c *statCollector) Update(ch chan<- prometheus.Metric) error {
-	s, err := c.fs.Stat()
+	var s procStat
+	err := c.stat.with(func(p *procStat) {
+		s.intr, s.ctxt, s.processes, s.btime, s.running, s.blocked = p.intr, p.ctxt, p.processes, p.btime, p.running, p.blocked
+		s.softIRQ = p.softIRQ
+	})
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", c.env.Paths.ProcPath("stat"), err)
 	}
-	ch <- c.intr.mustNewConstMetric(float64(s.IRQTotal))
-	ch <- c.ctxt.mustNewConstMetric(float64(s.ContextSwitches))
-	ch <- c.forks.mustNewConstMetric(float64(s.ProcessCreated))
-	ch <- c.btime.mustNewConstMetric(float64(s.BootTime))
-	ch <- c.running.mustNewConstMetric(float64(s.ProcessesRunning))
-	ch <- c.blocked.mustNewConstMetric(float64(s.ProcessesBlocked))
+	ch <- c.intr.mustNewConstMetric(float64(s.intr))
+	ch <- c.ctxt.mustNewConstMetric(float64(s.ctxt))
+	ch <- c.forks.mustNewConstMetric(float64(s.processes))
+	ch <- c.btime.mustNewConstMetric(float64(s.btime))
+	ch <- c.running.mustNewConstMetric(float64(s.running))
+	ch <- c.blocked.mustNewConstMetric(float64(s.blocked))
 	if c.softirq {
-		si := s.SoftIRQ
-		for _, v := range []struct {
-			name  string
-			value uint64
-		}{
-			{"hi", si.Hi}, {"timer", si.Timer}, {"net_tx", si.NetTx}, {"net_rx", si.NetRx},
-			{"block", si.Block}, {"block_iopoll", si.BlockIoPoll}, {"tasklet", si.Tasklet},
-			{"sched", si.Sched}, {"hrtimer", si.Hrtimer}, {"rcu", si.Rcu},
-		} {
-			ch <- c.softirqs.mustNewConstMetric(float64(v.value), v.name)
+		for i, name := range softIRQNames {
+			ch <- c.softirqs.mustNewConstMetric(float64(s.softIRQ[i]), name)
 		}
 	}
 	return nil
 }
+
+// softIRQNames are the vectors of /proc/stat's softirq line, in order.
+var softIRQNames = [10]string{"hi", "timer", "net_tx", "net_rx", "block", "block_iopoll", "tasklet", "sched", "hrtimer", "rcu"}
