@@ -201,7 +201,11 @@ func TestLongLinesJoined(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	got := out.lines(a, "")
 	if len(got) != 4 {
-		t.Fatalf("got %d lines, want 4", len(got))
+		ls := []string{}
+		for _, e := range out.entriesOf(a) {
+			ls = append(ls, fmt.Sprintf("%s:%d:%d", e.Labels.Get("stream"), len(e.Line), e.Time))
+		}
+		t.Fatalf("got %d lines, want 4: %v", len(got), ls)
 	}
 	wantOut, wantErr := dockerLogs(t, a)
 	equalLines(t, "stdout", out.lines(a, "stdout"), wantOut)

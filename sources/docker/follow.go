@@ -32,7 +32,7 @@ type line struct {
 // follow streams the container's log until the stream ends (the container
 // stopped) and no start came in meanwhile.
 func (s *Source) follow(ctx context.Context, cli *client.Client, out pipeline.Output, t *tracked) {
-	final := false
+	final, heldPasses := false, 0
 	for {
 		n, held, err := s.stream(ctx, cli, out, t, final)
 		if ctx.Err() != nil {
@@ -42,14 +42,22 @@ func (s *Source) follow(ctx context.Context, cli *client.Client, out pipeline.Ou
 			// Engines before 23.0 may end a follow as the container stops
 			// before every line was sent; read again until a pass brings
 			// nothing new.
-			final = false
+			final, heldPasses = false, 0
 			continue
 		}
 		if err == nil && held && !final {
 			// The stream ended inside a split line and a re-read brought
-			// nothing new: read once more, and this time send the open
-			// line as it is (the container stopped while writing it).
-			final = true
+			// nothing new. The Engine's log copier may still be writing
+			// the line's last pieces after the container stopped: read
+			// again a few times, spaced out, before a last pass sends the
+			// open line as it is (the container stopped while writing it).
+			heldPasses++
+			final = heldPasses >= 3
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(heldPasses) * 100 * time.Millisecond):
+			}
 			continue
 		}
 		if err != nil {
@@ -116,7 +124,7 @@ func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Ou
 		return true
 	}
 	errc := make(chan error, 1)
-	p := &parser{maxLine: s.cfg.maxLine, since: since, emit: func(l line) bool {
+	p := &parser{maxLine: s.cfg.maxLine, since: since, done: t.done, emit: func(l line) bool {
 		cur = append(cur, l)
 		return len(cur) < chunkLines || send()
 	}, idle: send, truncated: s.truncated.Inc, flushAtEOF: final}
@@ -142,8 +150,11 @@ func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Ou
 		<-errc
 		return n, false, nil
 	}
-	if err := <-errc; err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
-		return n, false, err
+	rerr := <-errc
+	// Every line the parser emitted is in a batch handed to Emit now.
+	t.done = p.done
+	if rerr != nil && !errors.Is(rerr, io.EOF) && ctx.Err() == nil {
+		return n, false, rerr
 	}
 	return n, p.held, nil
 }
@@ -261,6 +272,10 @@ type parser struct {
 	readAtDrain int64
 
 	partial [3]partialLine // per stream
+	// done is, per stream, the end (last piece's time) of the last line
+	// emitted, by this parser or an earlier pass: pieces at or before it
+	// belong to lines already sent.
+	done [3]int64
 }
 
 type partialLine struct {
@@ -410,7 +425,7 @@ func (p *parser) messageAt(stream byte, msg []byte, last int64) bool {
 	ts, text := splitTimestamp(msg)
 	if ts == 0 {
 		ts = time.Now().UnixNano()
-	} else if max(ts, last) <= p.since {
+	} else if max(ts, last) <= p.since || (stream < 3 && ts <= p.done[stream]) {
 		return true
 	}
 	end := max(ts, last)
@@ -424,6 +439,7 @@ func (p *parser) messageAt(stream byte, msg []byte, last int64) bool {
 			text = text[:p.maxLine]
 			p.truncated()
 		}
+		p.done[stream] = end
 		return p.emit(line{time: ts, cursor: p.cursor(stream, end), stream: stream, data: text})
 	}
 	if !pl.active {
@@ -449,6 +465,7 @@ func (p *parser) emitPartial(stream byte, last int64) bool {
 	}
 	l := line{time: pl.first, stream: stream, data: pl.buf}
 	*pl = partialLine{}
+	p.done[stream] = last
 	l.cursor = p.cursor(stream, last)
 	return p.emit(l)
 }

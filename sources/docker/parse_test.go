@@ -292,3 +292,23 @@ func TestParserHoldsOpenLineAtEndOfStream(t *testing.T) {
 		t.Fatal("the open line is not reported held")
 	}
 }
+
+// A re-read starts at the cursor, which stays before a line the other
+// stream held open, so it brings back lines already sent on this stream;
+// the per-stream done marks skip them.
+func TestParserSkipsLinesDoneOnReRead(t *testing.T) {
+	const t0 = 1700000000123456789
+	in := bytes.Join([][]byte{frame(2, t0, "err first piece "), frame(1, t0+1, "out done\n"), frame(2, t0+2, "err last piece\n"), frame(1, t0+3, "out new\n")}, nil)
+	var got []line
+	p := &parser{maxLine: DefaultMaxLineSize, since: t0 - 1, truncated: func() {}, emit: func(l line) bool {
+		got = append(got, l)
+		return true
+	}}
+	p.done[1] = t0 + 1 // "out done" was sent by the pass before
+	if err := p.readMux(bytes.NewReader(in)); err != io.EOF {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || string(got[0].data) != "err first piece err last piece" || string(got[1].data) != "out new" {
+		t.Fatalf("got %v", got)
+	}
+}

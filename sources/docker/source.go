@@ -66,6 +66,10 @@ type tracked struct {
 	// read is the cursor of the last entry handed to Emit. Only the one
 	// running follower touches it; followers hand over through Source.mu.
 	read int64
+	// done is, per stream, the time of the last piece of the last line
+	// handed to Emit. read may lag behind it (it stops before a line the
+	// other stream still holds open), so a re-read skips by done too.
+	done [3]int64
 }
 
 // New builds a docker source from its config node (without its type key).

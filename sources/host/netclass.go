@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 
@@ -171,6 +172,11 @@ func (c *netclassCollector) Update(ch chan<- prometheus.Metric) error {
 			iface = &netclassIface{}
 		}
 		if err := c.read(dev, iface); err != nil {
+			if errors.Is(err, os.ErrNotExist) && !c.exists(dev) {
+				// Removed while this scrape read it (a container's
+				// veth, say): it is gone, not a failure.
+				continue
+			}
 			return c.noData(err)
 		}
 		seen[dev] = iface
@@ -243,6 +249,12 @@ func (c *netclassCollector) read(dev string, iface *netclassIface) error {
 		iface.strs[i] = internBytes(iface.strs[i], b)
 	}
 	return nil
+}
+
+// exists says whether the device is still in sysfs.
+func (c *netclassCollector) exists(dev string) bool {
+	_, err := os.Lstat(filepath.Join(c.dir, dev))
+	return err == nil
 }
 
 func (c *netclassCollector) noData(err error) error {
