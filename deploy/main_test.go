@@ -12,9 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/syncbuf"
 )
 
 var (
@@ -135,27 +136,8 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// syncBuffer collects a process's output for the failure message.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.b.String()
-	if len(out) > 8<<10 {
-		out = "…" + out[len(out)-8<<10:]
-	}
-	return out
-}
+// syncBuffer collects output written from several goroutines.
+type syncBuffer = syncbuf.Buffer
 
 // proc is a started server process.
 type proc struct {
@@ -182,12 +164,12 @@ func start(t *testing.T, name, ready string, env []string, bin string, args ...s
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("%s output:\n%s", name, p.out.String())
+			t.Logf("%s output:\n%s", name, lastKB(p.out.String()))
 		}
 	})
 	t.Logf("%s: pid %d: %s %s", name, p.cmd.Process.Pid, bin, strings.Join(args, " "))
 	if err := waitHTTP(ready, p.exited, 60*time.Second); err != nil {
-		t.Fatalf("%s did not become ready at %s: %v\n%s", name, ready, err, p.out.String())
+		t.Fatalf("%s did not become ready at %s: %v\n%s", name, ready, err, lastKB(p.out.String()))
 	}
 	return p
 }
@@ -268,4 +250,12 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() st
 func execOut(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// lastKB keeps a failure message readable when a process was chatty.
+func lastKB(s string) string {
+	if len(s) > 8<<10 {
+		return "…" + s[len(s)-8<<10:]
+	}
+	return s
 }

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vigilhq/vigil/internal/fixtures"
+	"github.com/vigilhq/vigil/internal/syncbuf"
 )
 
 // fixtureDir returns node_exporter's fixture directory. When there is none
@@ -421,24 +422,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// syncBuffer collects the source's log for failure messages; collectors
-// may log concurrently.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output written from several goroutines.
+type syncBuffer = syncbuf.Buffer
 
 // scrapeText runs c's Collect through a registry, renders the text
 // exposition and parses it back, so values go through the same formatting
