@@ -7,6 +7,7 @@ package docker
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -56,6 +57,16 @@ type Config struct {
 	// takes a container's first network by name, as Promtail ends up doing.
 	MatchFirstNetwork *bool `yaml:"match_first_network"`
 
+	// ReadLogFiles reads the json-file logs of a local Engine's containers
+	// from disk (default true), which costs far less than streaming them
+	// through the API; the API is used when the file cannot be opened.
+	ReadLogFiles *bool `yaml:"read_log_files"`
+	// ContainersPath is where the Engine's containers directory
+	// (/var/lib/docker/containers) is mounted when vigil sees it at
+	// another path, as in a container; it also enables reading log files
+	// of an Engine reached over TCP that runs on this machine.
+	ContainersPath string `yaml:"containers_path"`
+
 	// HTTP is the client block for tcp://, http:// and https:// hosts:
 	// tls_config, basic_auth, authorization, bearer_token(_file),
 	// proxy_url. A tcp:// host with a tls_config is spoken to over TLS.
@@ -87,6 +98,9 @@ type settings struct {
 	port                        int
 	hostNetworkingHost          string
 	http                        httpclient.Config
+	logFiles                    bool
+	localEngine                 bool // the host is a unix socket
+	containersPath              string
 }
 
 func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) {
@@ -107,6 +121,8 @@ func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) 
 		port:               80,
 		hostNetworkingHost: "localhost",
 		http:               c.HTTP,
+		logFiles:           c.ReadLogFiles == nil || *c.ReadLogFiles,
+		containersPath:     c.ContainersPath,
 	}
 	if c.DefaultLabels != nil {
 		s.containerLabel, s.streamLabel = false, false
@@ -148,6 +164,10 @@ func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) 
 	}
 	if err != nil {
 		return s, d.Errorf(pipeline.NodeAt(node, "host"), "invalid docker host %q: %v", s.host, err)
+	}
+	s.localEngine = u.Scheme == "unix"
+	if s.containersPath != "" && !filepath.IsAbs(s.containersPath) {
+		return s, d.Errorf(pipeline.NodeAt(node, "containers_path"), "containers_path %q is not an absolute path", s.containersPath)
 	}
 	if u.Scheme == "unix" && (c.HTTP != httpclient.Config{}) {
 		return s, d.Errorf(pipeline.NodeAt(node, "host"), "TLS, auth and proxy settings apply to tcp://, http:// and https:// hosts, not to a unix socket")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -375,4 +376,85 @@ func TestFastWritersReadCompletely(t *testing.T) {
 		waitFor(t, 30*time.Second, "every line of "+name, func() bool { return len(out.lines(name, "")) >= len(want) })
 		equalLines(t, name, out.lines(name, ""), want)
 	}
+}
+
+// The lifecycle tests again, with every log read through the Engine API
+// (read_log_files: false), the way a remote Engine's logs are read.
+func TestThroughEngineAPI(t *testing.T) {
+	needDocker(t)
+	throughAPI = true
+	defer func() { throughAPI = false }()
+	for name, test := range map[string]func(*testing.T){
+		"LabelsStreamsAndTenant":              TestLabelsStreamsAndTenant,
+		"TTY":                                 TestTTY,
+		"ShortLivedContainer":                 TestShortLivedContainer,
+		"CheckpointResumeAcrossSourceRestart": TestCheckpointResumeAcrossSourceRestart,
+		"StopStartResumesExactly":             TestStopStartResumesExactly,
+		"LongLinesJoined":                     TestLongLinesJoined,
+		"ExitedWhileStoppedIsReadOnStart":     TestExitedWhileStoppedIsReadOnStart,
+		"RenameAndDestroy":                    TestRenameAndDestroy,
+		"FastWritersReadCompletely":           TestFastWritersReadCompletely,
+		"EngineRestartResumesExactly":         TestEngineRestartResumesExactly,
+	} {
+		t.Run(name, test)
+	}
+}
+
+// A local Engine's json-file logs are read from disk: the follower holds
+// the container's log file open, and follows it through the Engine's own
+// rotation (max-size, max-file, compress) without a loss or a repeat.
+func TestReadsLogFileThroughRotation(t *testing.T) {
+	img := loggenImage(t)
+	out := &recorder{}
+	h := startSource(t, "refresh_interval: 1h\n", memPositions(t), out)
+	a := uniqueName(t)
+	defer func() {
+		if t.Failed() {
+			got := out.lines(a, "")
+			t.Logf("%d lines; logs:\n%s", len(got), h.logs.String())
+			for i, l := range got {
+				if !strings.HasSuffix(l, fmt.Sprintf(" seq=%d", i)) {
+					t.Logf("line %d: %q", i, l)
+					break
+				}
+			}
+		}
+	}()
+	id := docker(t, "run", "-d", "--name", a, "--log-opt", "max-size=100k", "--log-opt", "max-file=50",
+		"--log-opt", "compress=true", img, "-n", "20000", "-prefix", "rot", "-hold", "1m")
+	logPath := docker(t, "inspect", "-f", "{{.LogPath}}", a)
+	waitFor(t, 20*time.Second, "first lines", func() bool { return len(out.lines(a, "")) > 0 })
+	if !holdsOpen(t, logPath) {
+		t.Errorf("vigil holds no generation of %s open: the log is not read from disk", logPath)
+	}
+	waitFor(t, 60*time.Second, "every line", func() bool { return len(out.lines(a, "")) >= 20000 })
+	docker(t, "stop", "-t", "1", a)
+	rotated, _ := filepath.Glob(logPath + ".*")
+	if len(rotated) < 5 {
+		t.Errorf("the Engine rotated the log %d times, want several: %v", len(rotated), rotated)
+	}
+	got := out.lines(a, "")
+	if len(got) != 20000 {
+		t.Fatalf("got %d lines, want 20000 (container %s)", len(got), id)
+	}
+	for i, l := range got {
+		if !strings.HasSuffix(l, fmt.Sprintf(" seq=%d", i)) {
+			t.Fatalf("line %d: %q", i, l)
+		}
+	}
+}
+
+// holdsOpen reports whether this process has path, or a rotated
+// generation of it, open.
+func holdsOpen(t *testing.T, path string) bool {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(target, path) {
+			return true
+		}
+	}
+	return false
 }

@@ -29,11 +29,30 @@ type line struct {
 	data   []byte
 }
 
-// follow streams the container's log until the stream ends (the container
-// stopped) and no start came in meanwhile.
+// follow reads the container's log until it stopped and no start came in
+// meanwhile: from its log file when vigil can read it, else through the
+// Engine API.
 func (s *Source) follow(ctx context.Context, cli *client.Client, out pipeline.Output, t *tracked) {
 	final, heldPasses := false, 0
 	for {
+		if path := t.meta.Load().logPath; path != "" {
+			_, ok, err := s.followFile(ctx, out, t, path)
+			if ctx.Err() != nil {
+				return
+			}
+			if ok {
+				if err != nil {
+					s.warn.Warn("logfile:"+t.id, "reading a container's log file failed; it is read again on the next start",
+						"source", s.name, "id", t.id, "file", path, "err", err)
+				}
+				if s.finish(t) {
+					return
+				}
+				continue
+			}
+			s.warn.Warn("logfile:"+t.id, "cannot open a container's log file; reading it through the Docker API",
+				"source", s.name, "id", t.id, "err", err)
+		}
 		n, held, err := s.stream(ctx, cli, out, t, final)
 		if ctx.Err() != nil {
 			return
@@ -64,16 +83,23 @@ func (s *Source) follow(ctx context.Context, cli *client.Client, out pipeline.Ou
 			s.warn.Warn("logs", "reading container logs failed; it is retried on the next refresh or start",
 				"source", s.name, "id", t.id, "err", err)
 		}
-		s.mu.Lock()
-		if t.again {
-			t.again = false
-			s.mu.Unlock()
-			continue
+		if s.finish(t) {
+			return
 		}
-		t.following = false
-		s.mu.Unlock()
-		return
 	}
+}
+
+// finish ends a follower unless the container started again while it
+// read; then it reads on.
+func (s *Source) finish(t *tracked) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.again {
+		t.again = false
+		return false
+	}
+	t.following = false
+	return true
 }
 
 // stream reads one logs request. Lines at or before the resume cursor were
@@ -82,10 +108,7 @@ func (s *Source) follow(ctx context.Context, cli *client.Client, out pipeline.Ou
 // inside a split line, which is then held back (read again from its first
 // piece by the next pass) unless final is set.
 func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Output, t *tracked, final bool) (int, bool, error) {
-	since := t.read
-	if since == 0 {
-		since = t.ck.load()
-	}
+	since := t.resumeFrom()
 	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Timestamps: true}
 	if since > 0 {
 		opts.Since = fmt.Sprintf("%d.%09d", since/1e9, since%1e9)
@@ -97,12 +120,48 @@ func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Ou
 		return 0, false, fmt.Errorf("opening logs of %s: %w", t.id, err)
 	}
 	defer rc.Close()
+	p := s.newParser(t, since)
+	p.flushAtEOF = final
+	tty := t.meta.Load().tty
+	n, err := s.pump(ctx, out, t, p, func() error {
+		if tty {
+			return p.readRaw(rc)
+		}
+		return p.readMux(rc)
+	}, func() { rc.Close() })
+	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+		return n, false, err
+	}
+	return n, p.held, nil
+}
 
-	// Lines cross to the batching goroutine in chunks, not one by one: a
-	// channel operation per line cost more than parsing the line. A chunk
-	// is handed over when it is full or when the reader has nothing more
-	// buffered (its next read may block), so a quiet container's line is
-	// not held back. Chunk arrays go back through free and are reused.
+// resumeFrom is the cursor a new read of the container starts after: the
+// last line handed to Emit in this process, else the saved checkpoint.
+func (t *tracked) resumeFrom() int64 {
+	if t.read != 0 {
+		return t.read
+	}
+	return t.ck.load()
+}
+
+func (s *Source) newParser(t *tracked, since int64) *parser {
+	return &parser{maxLine: s.cfg.maxLine, since: since, done: t.done, truncated: s.truncated.Inc}
+}
+
+// pump runs read (which feeds p) on a goroutine of its own and batches
+// what it parses into out, until read returns or ctx ends; unblock makes a
+// read blocked in a system call return. It returns the lines emitted and
+// read's error; when ctx ended, the error is nil and nothing more was
+// emitted.
+//
+// Lines cross to the batching goroutine in chunks, not one by one: a
+// channel operation per line cost more than parsing the line. A chunk is
+// handed over when it is full or when the reader has nothing more buffered
+// (its next read may block), so a quiet container's line is not held
+// back. Chunk arrays go back through free and are reused.
+func (s *Source) pump(ctx context.Context, out pipeline.Output, t *tracked, p *parser, read func() error, unblock func()) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	chunks := make(chan []line, 2)
 	free := make(chan []line, 3)
 	cur := make([]line, 0, chunkLines)
@@ -123,19 +182,16 @@ func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Ou
 		}
 		return true
 	}
-	errc := make(chan error, 1)
-	p := &parser{maxLine: s.cfg.maxLine, since: since, done: t.done, emit: func(l line) bool {
+	p.emit = func(l line) bool {
 		cur = append(cur, l)
 		return len(cur) < chunkLines || send()
-	}, idle: send, truncated: s.truncated.Inc, flushAtEOF: final}
+	}
+	p.idle = send
+	p.ctx = ctx
+	errc := make(chan error, 1)
 	go func() {
 		defer close(chunks)
-		var err error
-		if t.meta.Load().tty {
-			err = p.readRaw(rc)
-		} else {
-			err = p.readMux(rc)
-		}
+		err := read()
 		if !send() && err == nil {
 			err = errStopped
 		}
@@ -146,17 +202,14 @@ func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Ou
 		// ctx ended: nothing more is taken. Unblock the reader and wait
 		// for it, so no goroutine outlives Run.
 		cancel()
-		rc.Close()
+		unblock()
 		<-errc
-		return n, false, nil
+		return n, nil
 	}
 	rerr := <-errc
 	// Every line the parser emitted is in a batch handed to Emit now.
 	t.done = p.done
-	if rerr != nil && !errors.Is(rerr, io.EOF) && ctx.Err() == nil {
-		return n, false, rerr
-	}
-	return n, p.held, nil
+	return n, rerr
 }
 
 // chunkLines is the most lines the reader hands over at once.
@@ -256,6 +309,7 @@ type settleRef struct {
 // timestamp each message starts with, and joins the 16 KiB pieces Docker
 // splits long lines into (a piece without a trailing newline continues).
 type parser struct {
+	ctx       context.Context // ends when the consumer stops; nil: never
 	maxLine   int
 	since     int64 // messages at or before it are skipped
 	emit      func(line) bool
@@ -424,8 +478,19 @@ func (p *parser) message(stream byte, msg []byte) bool { return p.messageAt(stre
 func (p *parser) messageAt(stream byte, msg []byte, last int64) bool {
 	ts, text := splitTimestamp(msg)
 	if ts == 0 {
-		ts = time.Now().UnixNano()
-	} else if max(ts, last) <= p.since || (stream < 3 && ts <= p.done[stream]) {
+		return p.piece(stream, time.Now().UnixNano(), last, text, false)
+	}
+	return p.piece(stream, ts, last, text, true)
+}
+
+// piece handles one piece of a line, written at ts (last: the time of the
+// last of several pieces joined already, else 0), with a trailing newline
+// if it ends its line. With check, pieces at or before the resume cursor,
+// or before the end of the last line sent of their stream, were delivered
+// already and are skipped; without, ts is made up (the message had none)
+// and moves no cursor.
+func (p *parser) piece(stream byte, ts, last int64, text []byte, check bool) bool {
+	if check && (max(ts, last) <= p.since || (stream < 3 && ts <= p.done[stream])) {
 		return true
 	}
 	end := max(ts, last)
@@ -438,6 +503,11 @@ func (p *parser) messageAt(stream byte, msg []byte, last int64) bool {
 		if len(text) > p.maxLine {
 			text = text[:p.maxLine]
 			p.truncated()
+		}
+		if !check {
+			// A time vigil made up is no place in the log to resume
+			// from: the cursor stays.
+			return p.emit(line{time: ts, stream: stream, data: text})
 		}
 		p.done[stream] = end
 		return p.emit(line{time: ts, cursor: p.cursor(stream, end), stream: stream, data: text})
@@ -545,6 +615,16 @@ func (p *parser) endOfStream() {
 	}
 }
 
+// openLines reports whether a stream holds a line open.
+func (p *parser) openLines() bool {
+	for s := range p.partial {
+		if p.partial[s].active {
+			return true
+		}
+	}
+	return false
+}
+
 // flushPartials emits lines left open when the stream ended (the
 // container stopped in the middle of writing one).
 func (p *parser) flushPartials() {
@@ -574,15 +654,16 @@ func splitTimestamp(msg []byte) (ts int64, text []byte) {
 	return t.UnixNano(), msg[i+1:]
 }
 
-// parseDockerTime parses the one form the Engine writes, RFC3339 in UTC
-// with nine fraction digits ("2006-01-02T15:04:05.000000000Z"), without
-// allocating; time.Parse cost more than the rest of a line's parsing.
-// Anything else, and years outside 1970-2261 (where nanoseconds since
-// the epoch fit in an int64), are left to time.Parse (ok is false), which
-// also rejects what is invalid.
+// parseDockerTime parses the forms the Engine writes, RFC3339 in UTC with
+// nine fraction digits ("2006-01-02T15:04:05.000000000Z") in the API's
+// stream, and with trailing zeros of the fraction trimmed (RFC3339Nano) in
+// json-file logs, without allocating; time.Parse cost more than the rest
+// of a line's parsing. Anything else, and years outside 1970-2261 (where
+// nanoseconds since the epoch fit in an int64), are left to time.Parse (ok
+// is false), which also rejects what is invalid.
 func parseDockerTime(b []byte) (ns int64, ok bool) {
-	if len(b) != 30 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' ||
-		b[16] != ':' || b[19] != '.' || b[29] != 'Z' {
+	if len(b) < 20 || len(b) > 30 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' ||
+		b[16] != ':' || b[len(b)-1] != 'Z' || len(b) > 20 && (b[19] != '.' || len(b) == 21) {
 		return 0, false
 	}
 	num := func(b []byte) int64 {
@@ -597,7 +678,14 @@ func parseDockerTime(b []byte) (ns int64, ok bool) {
 		return v
 	}
 	year, month, day := num(b[0:4]), num(b[5:7]), num(b[8:10])
-	hour, minute, sec, frac := num(b[11:13]), num(b[14:16]), num(b[17:19]), num(b[20:29])
+	hour, minute, sec := num(b[11:13]), num(b[14:16]), num(b[17:19])
+	var frac int64
+	if len(b) > 20 {
+		frac = num(b[20 : len(b)-1])
+		for range 30 - len(b) { // scale the digits given to nanoseconds
+			frac *= 10
+		}
+	}
 	// num gives -1 for a non-digit; OR-ing keeps any negative.
 	if year < 1970 || year > 2261 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 ||
 		hour|minute|sec|frac < 0 {

@@ -155,6 +155,9 @@ type harness struct {
 // event subscription is in place.
 func startSource(t *testing.T, cfgYAML string, pos *pipeline.Positions, out *recorder) *harness {
 	t.Helper()
+	if throughAPI && !strings.Contains(cfgYAML, "read_log_files") {
+		cfgYAML = "read_log_files: false\n" + cfgYAML
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(cfgYAML), &doc); err != nil {
 		t.Fatal(err)
@@ -192,6 +195,10 @@ func startSource(t *testing.T, cfgYAML string, pos *pipeline.Positions, out *rec
 	waitFor(t, 20*time.Second, "first container list", func() bool { return src.refreshes.Load() > 0 })
 	return &harness{src: src, out: out, logs: logs, stop: stop}
 }
+
+// throughAPI makes startSource read every log through the Engine API, as
+// with an Engine that is not local; TestThroughEngineAPI sets it.
+var throughAPI bool
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -34,8 +34,9 @@ const (
 
 // meta is what a container's entries carry. It is replaced on rename.
 type meta struct {
-	tty    bool
-	tenant string
+	tty     bool
+	logPath string // the json-file log read from disk; "": read through the API
+	tenant  string
 	// Labels per stream after relabeling; a stream relabeling dropped has
 	// keep false, and its lines are skipped (their cursor still moves).
 	stdout, stderr         pipeline.Labels

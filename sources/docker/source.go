@@ -41,6 +41,7 @@ type Source struct {
 	positions *pipeline.Positions
 	warn      *pipeline.RateLimitedLogger
 	truncated prometheus.Counter
+	malformed prometheus.Counter
 
 	mu         sync.Mutex
 	containers map[string]*tracked
@@ -58,6 +59,12 @@ type tracked struct {
 	id   string
 	ck   *checkpoint
 	meta atomic.Pointer[meta]
+
+	// stopped is set when the container stopped (its die event, or a
+	// list that says so), and cleared when it starts; wake tells the
+	// follower of a file that it changed.
+	stopped atomic.Bool
+	wake    chan struct{}
 
 	// Guarded by Source.mu.
 	following bool // a follower goroutine is running
@@ -102,6 +109,7 @@ func New(env pipeline.Env, node *yaml.Node) (*Source, error) {
 	}
 	s.warn = pipeline.NewRateLimitedLogger(s.log, time.Minute)
 	s.truncated = metrics.Truncated.WithLabelValues(s.name)
+	s.malformed = metrics.StageErrors.WithLabelValues(s.name, "malformed_log_entry")
 	return s, nil
 }
 
@@ -139,7 +147,9 @@ func (s *Source) Run(ctx context.Context, out pipeline.Output) error {
 					s.log.Warn("listing docker containers", "source", s.name, "host", s.cfg.host, "err", err)
 				}
 			case "start":
-				s.start(ctx, cli, out, &wg, ev.ID, true)
+				s.start(ctx, cli, out, &wg, ev.ID, true, true)
+			case "die":
+				s.setStopped(ev.ID)
 			case "rename":
 				s.mu.Lock()
 				t := s.containers[ev.ID]
@@ -157,6 +167,7 @@ func (s *Source) Run(ctx context.Context, out pipeline.Output) error {
 				s.mu.Unlock()
 				if t != nil {
 					t.ck.remove()
+					t.setStopped(true)
 				} else {
 					s.positions.Remove(cursorKey(ev.ID))
 				}
@@ -222,6 +233,10 @@ func (s *Source) refresh(ctx context.Context, cli *client.Client, out pipeline.O
 	for _, c := range res.Items {
 		running := c.State == container.StateRunning
 		if !running {
+			// A die event may have been missed (the connection to the
+			// Engine was down): a follower of its log file stops at its
+			// end.
+			s.setStopped(c.ID)
 			if !first {
 				continue
 			}
@@ -229,21 +244,44 @@ func (s *Source) refresh(ctx context.Context, cli *client.Client, out pipeline.O
 				continue
 			}
 		}
-		s.start(ctx, cli, out, wg, c.ID, false)
+		s.start(ctx, cli, out, wg, c.ID, false, running)
 	}
 	s.refreshes.Add(1)
 	return nil
 }
 
+// setStopped marks a known container as stopped.
+func (s *Source) setStopped(id string) {
+	s.mu.Lock()
+	t := s.containers[id]
+	s.mu.Unlock()
+	if t != nil {
+		t.setStopped(true)
+	}
+}
+
+func (t *tracked) setStopped(stopped bool) {
+	if t.stopped.Swap(stopped) != stopped {
+		select {
+		case t.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // start follows a container unless a follower already runs; a follower
 // that runs is told to read again once its stream ends, since the stream
-// of a container that stopped ends even if it has started again.
-func (s *Source) start(ctx context.Context, cli *client.Client, out pipeline.Output, wg *sync.WaitGroup, id string, fromEvent bool) {
+// of a container that stopped ends even if it has started again. running
+// tells whether the container runs (a stopped one is read to its end).
+func (s *Source) start(ctx context.Context, cli *client.Client, out pipeline.Output, wg *sync.WaitGroup, id string, fromEvent, running bool) {
 	s.mu.Lock()
 	t := s.containers[id]
 	if t != nil && t.following {
 		if fromEvent {
 			t.again = true
+		}
+		if running {
+			t.setStopped(false)
 		}
 		s.mu.Unlock()
 		return
@@ -265,10 +303,11 @@ func (s *Source) start(ctx context.Context, cli *client.Client, out pipeline.Out
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t = s.containers[id]; t == nil {
-		t = &tracked{id: id, ck: newCheckpoint(s.positions, id)}
+		t = &tracked{id: id, ck: newCheckpoint(s.positions, id), wake: make(chan struct{}, 1)}
 		s.containers[id] = t
 	}
 	t.meta.Store(md)
+	t.setStopped(!running)
 	if t.following {
 		t.again = t.again || fromEvent
 		return
@@ -307,7 +346,11 @@ func (s *Source) inspect(ctx context.Context, cli *client.Client, id string) (md
 		}
 		return nil, false, true
 	}
-	return s.buildMeta(ctx, cli, ins), true, true
+	md = s.buildMeta(ctx, cli, ins)
+	if md != nil {
+		md.logPath = s.logPath(driver, ins.LogPath, ins.ID)
+	}
+	return md, true, true
 }
 
 // sanitize makes a Docker label name a Prometheus label name, as
