@@ -164,7 +164,7 @@ func (s *Source) pump(ctx context.Context, out pipeline.Output, t *tracked, p *p
 	defer cancel()
 	chunks := make(chan []line, 2)
 	free := make(chan []line, 3)
-	cur := make([]line, 0, chunkLines)
+	var cur []line
 	send := func() bool {
 		if len(cur) == 0 {
 			return true
@@ -174,19 +174,30 @@ func (s *Source) pump(ctx context.Context, out pipeline.Output, t *tracked, p *p
 		case <-ctx.Done():
 			return false
 		}
-		select {
-		case cur = <-free:
-			cur = cur[:0]
-		default:
-			cur = make([]line, 0, chunkLines)
-		}
+		cur = nil
 		return true
 	}
 	p.emit = func(l line) bool {
+		if cur == nil {
+			select {
+			case cur = <-free:
+			default:
+				cur = make([]line, 0, chunkLines)
+			}
+		}
 		cur = append(cur, l)
 		return len(cur) < chunkLines || send()
 	}
 	p.idle = send
+	p.trim = func() {
+		for {
+			select {
+			case <-free:
+			default:
+				return
+			}
+		}
+	}
 	p.ctx = ctx
 	errc := make(chan error, 1)
 	go func() {
@@ -315,8 +326,10 @@ type parser struct {
 	emit      func(line) bool
 	truncated func()
 	// idle, when set, runs before a read that may block because nothing
-	// more is buffered; false stops the reader.
+	// more is buffered; false stops the reader. trim, when set, lets the
+	// chunk arrays kept for reuse go, for a reader that rests.
 	idle func() bool
+	trim func()
 	// flushAtEOF sends lines left open when the stream ends; otherwise
 	// they are dropped from this pass and held reports them.
 	flushAtEOF  bool

@@ -45,8 +45,17 @@ const (
 	logFilePollMax = time.Second
 )
 
-// logReadSize is how much of the file one read takes.
-const logReadSize = 256 << 10
+// A follower reads a quiet log with a logReadMin buffer and a busy one
+// (a read filled the buffer) with logReadSize, a few hundred entries a
+// read. The buffer grows to hold a longer entry, up to logMaxEntry (a 16
+// KiB piece escapes to at most 96 KiB). A follower that idles at its
+// slowest poll lets its buffers go: a container at rest costs its
+// goroutines and an open file.
+const (
+	logReadMin  = 8 << 10
+	logReadSize = 64 << 10
+	logMaxEntry = 1 << 20
+)
 
 // logSegment is one file of a container's log: a rotated generation, read
 // to its end once, or the live file at the path.
@@ -302,7 +311,6 @@ type logTail struct {
 // (io.EOF), or the consumer stopped.
 func (lt *logTail) run() error {
 	defer func() { closeAll(lt.segs) }()
-	lt.buf = make([]byte, logReadSize)
 	lt.skipping = lt.p.since > 0
 	poll := logFilePollMin
 	timer := time.NewTimer(time.Hour)
@@ -310,7 +318,13 @@ func (lt *logTail) run() error {
 	heldPasses := 0
 	for {
 		g := lt.segs[0]
+		if lt.buf == nil {
+			lt.buf = make([]byte, logReadMin)
+		}
 		n, err := g.r.Read(lt.buf[lt.w:])
+		if lt.w+n == len(lt.buf) && len(lt.buf) < logReadSize {
+			lt.buf = append(lt.buf, make([]byte, logReadSize-len(lt.buf))...)
+		}
 		if n > 0 {
 			lt.w += n
 			g.off += int64(n)
@@ -371,6 +385,10 @@ func (lt *logTail) run() error {
 			}
 			lt.p.flushPartials()
 			return io.EOF
+		}
+		if poll == logFilePollMax && lt.buf != nil && lt.r == lt.w {
+			lt.buf, lt.slab, lt.r, lt.w = nil, nil, 0, 0
+			lt.p.trim()
 		}
 		if !lt.sleep(timer, poll) {
 			return errStopped
@@ -449,10 +467,13 @@ func (lt *logTail) lines(g *logSegment) bool {
 		}
 		lt.r += i + 1
 	}
+	if lt.r == 0 && lt.w == len(lt.buf) && len(lt.buf) < logMaxEntry {
+		lt.buf = append(lt.buf, make([]byte, len(lt.buf))...)
+		return true
+	}
 	if lt.r == 0 && lt.w == len(lt.buf) {
-		// No newline in a full buffer: no entry is that long (a 16 KiB
-		// piece escapes to at most 96 KiB). It passes as malformed, in
-		// pieces of the buffer's size.
+		// No newline in logMaxEntry bytes: no entry is that long. It
+		// passes as malformed, in pieces of the buffer's size.
 		if !lt.entry(g, lt.buf[:lt.w]) {
 			return false
 		}
@@ -484,7 +505,9 @@ func (lt *logTail) entry(g *logSegment, b []byte) bool {
 		lt.skipping = false
 	}
 	if len(b) > cap(lt.slab)-len(lt.slab) {
-		lt.slab = make([]byte, 0, max(slabSize, len(b)+1))
+		// Sized like the read buffer: a quiet log's lines do not each
+		// hold a busy log's slab.
+		lt.slab = make([]byte, 0, max(min(slabSize, 2*len(lt.buf)), len(b)+1))
 	}
 	stream, ts, text, slab, err := decodeJSONLog(b, lt.slab)
 	if err != nil {

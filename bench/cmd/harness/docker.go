@@ -18,13 +18,16 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/vigilhq/vigil/bench/internal/benchenv"
 )
 
 // The docker scenario: containers of the loggen image write their share of
 // -lines access-log lines to stdout at full speed and stay running; once
-// every log is complete, the raw baseline reads them all through the
-// Engine API, then vigil's docker source follows every container from the
-// start of its log and ships to the receiver. It runs with -containers
+// every log is complete, one baseline reads them all through the Engine
+// API and another reads their json-file logs raw, then vigil's docker
+// source follows every container from the start of its log and ships to
+// the receiver. It runs with -containers
 // containers, then with one container writing the same total, so the
 // difference in peak RSS is the memory each followed container costs.
 
@@ -52,13 +55,12 @@ func (h *harness) docker(containers int) error {
 	if err := h.validateConfig(h.o.dockerConfig, dir); err != nil {
 		return fail(err)
 	}
-	img, err := h.loggenImage()
-	if err != nil {
+	if _, err := h.loggenImage(); err != nil {
 		return fail(err)
 	}
 	for rep := range h.o.repeat {
 		r := throughputResult{Scenario: "docker", Config: filepath.Base(h.o.dockerConfig), Files: containers, Lines: lines}
-		if err := h.dockerRun(&r, dir, img, containers, per, rep); err != nil {
+		if err := h.dockerRun(&r, dir, containers, per, rep); err != nil {
 			r.Err = err
 			h.tp = append(h.tp, r)
 			return fmt.Errorf("%s: %w", name, err)
@@ -72,7 +74,7 @@ func (h *harness) docker(containers int) error {
 
 // dockerRun starts the containers, waits for their logs to be complete,
 // runs the baseline and then vigil, and removes the containers.
-func (h *harness) dockerRun(r *throughputResult, dir, img string, containers int, per int64, rep int) error {
+func (h *harness) dockerRun(r *throughputResult, dir string, containers int, per int64, rep int) error {
 	run := fmt.Sprintf("%d-%d-%d", os.Getpid(), containers, rep)
 	label := "vigil.bench=" + run
 	done := filepath.Join(dir, fmt.Sprintf("done-%d", rep))
@@ -86,37 +88,13 @@ func (h *harness) dockerRun(r *throughputResult, dir, img string, containers int
 	for i := range names {
 		names[i] = fmt.Sprintf("vigil-bench-%s-%d", run, i)
 	}
-	defer func() {
-		_ = exec.Command("docker", append([]string{"rm", "-f"}, names...)...).Run()
-	}()
+	defer removeContainers(names)
 	start := time.Now()
-	err := forEach(containers, 4, func(i int) error {
-		// The daemon's default log options may rotate a log away before
-		// it is read (often max-size 10m, max-file 3); one large file
-		// keeps every line.
-		args := []string{"run", "-d", "--name", names[i], "--label", label, "-v", done + ":/done",
-			"--log-driver", "json-file", "--log-opt", "max-size=4g", "--log-opt", "max-file=1", img,
-			"-q", "-n", strconv.FormatInt(per, 10), "-seed", strconv.Itoa(i + 1), "-hold", "1h", "-done", "/done/" + strconv.Itoa(i)}
-		if out, err := exec.Command("docker", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-		}
-		return nil
-	})
-	if err != nil {
+	if err := h.startWriters(names, label, done, per); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(h.o.timeout)
-	for i := 0; i < containers; {
-		if _, err := os.Stat(filepath.Join(done, strconv.Itoa(i))); err == nil {
-			i++
-			continue
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("container %s did not finish writing within %v", names[i], h.o.timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	h.log.Info("containers written", "containers", containers, "lines_each", per, "took", time.Since(start).Round(time.Millisecond))
+	var err error
 
 	// The writer is done once its done file exists, but the Engine may
 	// still be copying the pipe's last lines into the log: read until the
@@ -136,8 +114,150 @@ func (h *harness) dockerRun(r *throughputResult, dir, img string, containers int
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	h.log.Info("baseline", "run", run, "lines_per_s", fmtCount(perSec(r.Lines, r.Baseline.Wall)), "lines_per_cpu_s", fmtCount(perSec(r.Lines, r.Baseline.CPU)))
+	h.log.Info("Engine API baseline", "run", run, "lines_per_s", fmtCount(perSec(r.Lines, r.Baseline.Wall)), "lines_per_cpu_s", fmtCount(perSec(r.Lines, r.Baseline.CPU)))
+
+	// vigil reads a local Engine's json-file logs from disk: the raw
+	// read-and-split of those files is the table's baseline, as for the
+	// file scenarios; the Engine API read is reported beside it.
+	r.APIBaseline = r.Baseline
+	paths := make([]string, len(names))
+	for i, n := range names {
+		out, err := exec.Command("docker", "inspect", "-f", "{{.LogPath}}", n).Output()
+		if err != nil {
+			return fmt.Errorf("docker inspect %s: %w", n, err)
+		}
+		paths[i] = strings.TrimSpace(string(out))
+	}
+	if r.Baseline, err = h.baseline(paths); err != nil {
+		return err
+	}
+	if r.Baseline.Lines != r.Lines {
+		return fmt.Errorf("raw read of the log files found %d lines, the containers wrote %d", r.Baseline.Lines, r.Lines)
+	}
+	h.log.Info("file baseline", "run", run, "lines_per_s", fmtCount(perSec(r.Lines, r.Baseline.Wall)), "lines_per_cpu_s", fmtCount(perSec(r.Lines, r.Baseline.CPU)))
 	return h.runThroughput(r, dir, h.o.dockerConfig, templateData{RunLabel: label}, rep)
+}
+
+func removeContainers(names []string) {
+	_ = exec.Command("docker", append([]string{"rm", "-f"}, names...)...).Run()
+}
+
+// startWriters starts a loggen container per name, each writing per lines
+// and staying up, and waits until every one wrote its lines (its file in
+// done exists).
+func (h *harness) startWriters(names []string, label, done string, per int64) error {
+	err := forEach(len(names), 4, func(i int) error {
+		// The daemon's default log options may rotate a log away before
+		// it is read (often max-size 10m, max-file 3); one large file
+		// keeps every line.
+		args := []string{"run", "-d", "--name", names[i], "--label", label, "-v", done + ":/done",
+			"--log-driver", "json-file", "--log-opt", "max-size=4g", "--log-opt", "max-file=1", h.image,
+			"-q", "-n", strconv.FormatInt(per, 10), "-seed", strconv.Itoa(i + 1), "-hold", "1h", "-done", "/done/" + strconv.Itoa(i)}
+		if out, err := exec.Command("docker", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(h.o.timeout)
+	for i := 0; i < len(names); {
+		if _, err := os.Stat(filepath.Join(done, strconv.Itoa(i))); err == nil {
+			i++
+			continue
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("container %s did not finish writing within %v", names[i], h.o.timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+// idleResult is vigil's memory while it follows quiet containers.
+type idleResult struct {
+	Containers int
+	RSS        int64 // VmRSS after the containers' lines were delivered and vigil idled
+	Err        error
+}
+
+// idleSettle is how long vigil idles before its RSS is read: its
+// followers back off to their slowest poll and let their buffers go.
+const idleSettle = 5 * time.Second
+
+// dockerIdle measures what a followed container costs at rest: vigil
+// follows containers that wrote 10 lines each and stay up, and its RSS
+// once those lines were delivered and it idled is compared between
+// -containers containers and one.
+func (h *harness) dockerIdle(containers int) error {
+	res := idleResult{Containers: containers}
+	err := h.dockerIdleRun(&res)
+	res.Err = err
+	h.idle = append(h.idle, res)
+	if err != nil {
+		return fmt.Errorf("docker-idle-%d: %w", containers, err)
+	}
+	h.log.Info("vigil idle", "containers", containers, "rss_mb", fmt.Sprintf("%.1f", mb(res.RSS)))
+	return nil
+}
+
+func (h *harness) dockerIdleRun(res *idleResult) error {
+	const per = 10
+	dir := filepath.Join(h.o.out, fmt.Sprintf("docker-idle-%d", res.Containers))
+	if _, err := h.loggenImage(); err != nil {
+		return err
+	}
+	run := fmt.Sprintf("%d-idle-%d", os.Getpid(), res.Containers)
+	label := "vigil.bench=" + run
+	done := filepath.Join(dir, "done")
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(done, 0o777); err != nil {
+		return err
+	}
+	names := make([]string, res.Containers)
+	for i := range names {
+		names[i] = fmt.Sprintf("vigil-bench-%s-%d", run, i)
+	}
+	defer removeContainers(names)
+	if err := h.startWriters(names, label, done, per); err != nil {
+		return err
+	}
+	rcv, err := h.listen(filepath.Join(dir, "pushes.csv"))
+	if err != nil {
+		return err
+	}
+	defer rcv.Close()
+	cfgPath := filepath.Join(dir, "vigil.yaml")
+	d := templateData{RunLabel: label, PositionsFile: filepath.Join(dir, "positions.yaml"), PushURL: rcv.PushURL(), BufferBytes: h.o.buffer}
+	if err := renderConfig(h.o.dockerConfig, cfgPath, d); err != nil {
+		return err
+	}
+	a, err := startAgent(h.o.vigil, cfgPath, filepath.Join(dir, "vigil.log"), strings.Fields(h.o.vigilArgs))
+	if err != nil {
+		return err
+	}
+	defer a.stop(time.Minute) //nolint:errcheck // the success path stops it and checks
+	want := int64(per * res.Containers)
+	deadline := time.Now().Add(h.o.timeout)
+	for rcv.Lines() < want {
+		if !a.running() || time.Now().After(deadline) {
+			return fmt.Errorf("received %d of %d lines\n%s", rcv.Lines(), want, a.logTail())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(idleSettle)
+	s, err := benchenv.ReadProc(a.pid())
+	if err != nil {
+		return err
+	}
+	res.RSS = s.RSS
+	if _, err := a.stop(time.Minute); err != nil {
+		return fmt.Errorf("%w\n%s", err, a.logTail())
+	}
+	return nil
 }
 
 // forEach runs fn(0..n-1) with at most par at once and returns the

@@ -129,6 +129,7 @@ type harness struct {
 	root  string
 	tp    []throughputResult
 	lat   []latencyResult
+	idle  []idleResult
 	image string // the docker scenario's loggen image, once built
 }
 
@@ -167,7 +168,9 @@ func (h *harness) main(stdout io.Writer) error {
 				steps = append(steps, h.latency)
 			case "docker":
 				steps = append(steps, func() error { return h.docker(h.o.containers) },
-					func() error { return h.docker(1) })
+					func() error { return h.docker(1) },
+					func() error { return h.dockerIdle(h.o.containers) },
+					func() error { return h.dockerIdle(1) })
 			}
 		}
 	}
@@ -361,7 +364,10 @@ type throughputResult struct {
 	ExitCPU    time.Duration
 	ExitMaxRSS int64
 	Baseline   baselineResult
-	Err        error
+	// APIBaseline is the docker scenario's read of the logs through the
+	// Engine API, the way a Docker log agent without file access reads.
+	APIBaseline baselineResult
+	Err         error
 }
 
 func (h *harness) throughput(scenario, tmpl string, files int) error {

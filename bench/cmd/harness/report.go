@@ -108,6 +108,9 @@ func (h *harness) verdicts() string {
 		if r.Scenario == "docker" {
 			fmt.Fprintf(&b, "- docker, %d container(s): %s lines per CPU-second (target ≥ %s with 20 busy containers): %s; peak RSS %.1f MB",
 				r.Files, fmtCount(lpc), fmtCount(targetDockerLinesPerCPU), benchenv.Verdict(lpc >= targetDockerLinesPerCPU), mb(r.PeakRSS))
+			if api := perSec(r.Lines, r.APIBaseline.CPU); api > 0 {
+				fmt.Fprintf(&b, "; reading the same logs through the Engine API: %s lines per CPU-second, vigil ×%.2f of it", fmtCount(api), lpc/api)
+			}
 			if r.Files == 1 {
 				rss1 = append(rss1, mb(r.PeakRSS))
 			} else {
@@ -149,6 +152,20 @@ func (h *harness) verdicts() string {
 		m1, mn := median(rss1), median(rssN)
 		fmt.Fprintf(&b, "- memory per followed container (median peak RSS, %d containers vs 1, same total lines): (%.1f − %.1f) / %d = %.2f MB (no target)\n",
 			containers, mn, m1, containers-1, (mn-m1)/float64(containers-1))
+	}
+	var idle1, idleN *idleResult
+	for i := range h.idle {
+		switch r := &h.idle[i]; {
+		case r.Err != nil:
+		case r.Containers == 1:
+			idle1 = r
+		default:
+			idleN = r
+		}
+	}
+	if idle1 != nil && idleN != nil {
+		fmt.Fprintf(&b, "- memory per followed container at rest (RSS after the lines of quiet containers were delivered and vigil idled %v, %d containers vs 1): (%.1f − %.1f) / %d = %.0f KB (no target)\n",
+			idleSettle, idleN.Containers, mb(idleN.RSS), mb(idle1.RSS), idleN.Containers-1, float64(idleN.RSS-idle1.RSS)/1024/float64(idleN.Containers-1))
 	}
 	for _, r := range h.lat {
 		if r.Err != nil {
