@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,4 +295,54 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// discard is an Output that settles every batch at once.
+type discard struct{ lines atomic.Int64 }
+
+func (d *discard) Emit(ctx context.Context, b *pipeline.Batch) error {
+	d.lines.Add(int64(len(b.Entries)))
+	b.Settle()
+	return nil
+}
+
+// BenchmarkLogFile reads a stopped container's json-file log of access-log
+// lines from the start, through the parser and the batching, to an Output
+// that settles at once: the docker source's cost per line without the
+// Engine.
+func BenchmarkLogFile(b *testing.B) {
+	const lines = 200_000
+	dir := b.TempDir()
+	path := filepath.Join(dir, "c0ffee-json.log")
+	var buf strings.Builder
+	ns := t0
+	for i := range lines {
+		ns += 1000
+		buf.WriteString(jsonEntry("stdout", ns, fmt.Sprintf(`10.0.%d.%d - - [14/Nov/2023:22:13:20 +0000] "GET /api/v1/items/%d HTTP/1.1" 200 %d "-" "curl/8.4.0"`+"\n", i%256, i%200, i, 100+i%9000)) + "\n")
+	}
+	if err := os.WriteFile(path, []byte(buf.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var doc yaml.Node
+	_ = yaml.Unmarshal([]byte("refresh_interval: 1h\n"), &doc)
+	pos, _ := pipeline.OpenPositions("", false)
+	src, err := New(pipeline.Env{Name: "bench", Decoder: pipeline.Decoder{File: "bench.yaml"}, Positions: pos}, doc.Content[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	name := pipeline.Labels{{Name: "container", Value: "c0ffee"}}
+	b.SetBytes(int64(buf.Len()))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		pos.Remove(cursorKey("c0ffee")) // from the start again
+		tr := &tracked{id: "c0ffee", ck: newCheckpoint(pos, "c0ffee"), wake: make(chan struct{}, 1)}
+		tr.meta.Store(&meta{logPath: path, stdout: name, stderr: name, keepStdout: true, keepStderr: true})
+		tr.stopped.Store(true)
+		out := &discard{}
+		if n, ok, err := src.followFile(context.Background(), out, tr, path); !ok || err != nil || out.lines.Load() != lines {
+			b.Fatalf("ok %v, err %v, %d lines (%d), malformed %v", ok, err, out.lines.Load(), n, counterValue(src.malformed))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*lines), "ns/line")
 }
