@@ -325,7 +325,8 @@ func TestSystemdUnit(t *testing.T) {
 	sa := tool(t, "systemd-analyze", "systemd")
 	unit := string(readFile(t, path("systemd", "vigil.service")))
 	for _, want := range []string{"ProtectSystem=strict", "StateDirectory=vigil", "SupplementaryGroups=adm docker",
-		"Restart=on-failure", "DynamicUser=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=\n"} {
+		"Restart=on-failure", "DynamicUser=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=CAP_DAC_READ_SEARCH\n",
+		"AmbientCapabilities=CAP_DAC_READ_SEARCH\n"} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("vigil.service: %q missing", strings.TrimSpace(want))
 		}

@@ -1,8 +1,9 @@
 // Package docker is vigil's Docker log source: the source type "docker". It
-// follows the Engine's event stream, streams every running container's log
-// over the Engine API, and keeps a nanosecond checkpoint per container in
-// the positions file, so restarts of vigil or of a container, and docker
-// stop followed by docker start, resume without duplicates or gaps.
+// follows the Engine's event stream, reads every running container's log
+// (its json-file log from disk when the Engine is local, else over the
+// Engine API), and keeps a nanosecond checkpoint per container in the
+// positions file, so restarts of vigil or of a container, and docker stop
+// followed by docker start, resume without duplicates or gaps.
 package docker
 
 import (

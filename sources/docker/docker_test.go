@@ -458,3 +458,31 @@ func holdsOpen(t *testing.T, path string) bool {
 	}
 	return false
 }
+
+// containers_path finds the logs where vigil sees the Engine's containers
+// directory; where no log is found there, the API reads it.
+func TestContainersPath(t *testing.T) {
+	img := loggenImage(t)
+	mounted := filepath.Join(t.TempDir(), "containers")
+	if err := os.Symlink("/var/lib/docker/containers", mounted); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path     string
+		fromFile bool
+	}{{mounted, true}, {"/nonexistent/containers", false}} {
+		out := &recorder{}
+		h := startSource(t, "refresh_interval: 1h\ncontainers_path: "+tc.path+"\n", memPositions(t), out)
+		a := uniqueName(t)
+		docker(t, "run", "-d", "--name", a, img, "-n", "5", "-hold", "1m")
+		waitFor(t, 20*time.Second, "lines", func() bool { return len(out.lines(a, "")) == 5 })
+		logPath := docker(t, "inspect", "-f", "{{.LogPath}}", a)
+		if got := holdsOpen(t, logPath); got != tc.fromFile {
+			t.Errorf("containers_path %s: log file open %v, want %v", tc.path, got, tc.fromFile)
+		}
+		if warned := strings.Contains(h.logs.String(), "cannot open a container's log file"); warned == tc.fromFile {
+			t.Errorf("containers_path %s: warned %v about the log file; logs:\n%s", tc.path, warned, h.logs.String())
+		}
+		h.stop()
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -35,7 +36,7 @@ type line struct {
 func (s *Source) follow(ctx context.Context, cli *client.Client, out pipeline.Output, t *tracked) {
 	final, heldPasses := false, 0
 	for {
-		if path := t.meta.Load().logPath; path != "" {
+		if path := t.meta.Load().logPath; path != "" && !s.filesDenied.Load() {
 			_, ok, err := s.followFile(ctx, out, t, path)
 			if ctx.Err() != nil {
 				return
@@ -50,8 +51,18 @@ func (s *Source) follow(ctx context.Context, cli *client.Client, out pipeline.Ou
 				}
 				continue
 			}
-			s.warn.Warn("logfile:"+t.id, "cannot open a container's log file; reading it through the Docker API",
-				"source", s.name, "id", t.id, "err", err)
+			if errors.Is(err, fs.ErrPermission) {
+				// Not one container's problem: say it once, and read
+				// every log through the API from now on.
+				if !s.filesDenied.Swap(true) {
+					s.log.Warn("cannot read the containers' log files; reading every log through the Docker API, which costs more CPU. "+
+						"Give vigil read access to the Engine's containers directory (root, or CAP_DAC_READ_SEARCH), or set read_log_files: false",
+						"source", s.name, "err", err)
+				}
+			} else {
+				s.warn.Warn("logfile:"+t.id, "cannot open a container's log file; reading it through the Docker API",
+					"source", s.name, "id", t.id, "err", err)
+			}
 		}
 		n, held, err := s.stream(ctx, cli, out, t, final)
 		if ctx.Err() != nil {

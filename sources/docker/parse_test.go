@@ -220,6 +220,8 @@ func TestConfigErrors(t *testing.T) {
 		{"tls_config: {insecure_skip_verify: true}\n", "test.yaml:1:1: TLS, auth and proxy settings apply to tcp://"},
 		{"host: tcp://d:2376\ntls_config: {ca_file: /nonexistent}\n", "test.yaml:2:13: ca_file"},
 		{"host: tcp://d:2376\nbasic_auth: {username: u}\nbearer_token: t\n", "test.yaml:3:15: at most one of"},
+		{"containers_path: containers\n", "test.yaml:1:18: containers_path \"containers\" is not an absolute path"},
+		{"read_log_files: maybe\n", "test.yaml:1:17"},
 	}
 	for _, tc := range tests {
 		var doc yaml.Node

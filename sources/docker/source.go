@@ -48,8 +48,9 @@ type Source struct {
 	warned     map[string]bool // containers already warned about (driver)
 	networks   networks
 
-	refreshes atomic.Int64         // completed container lists, for tests
-	eng       *dockerengine.Engine // set by Run
+	refreshes   atomic.Int64         // completed container lists, for tests
+	filesDenied atomic.Bool          // log files cannot be read: the API is used
+	eng         *dockerengine.Engine // set by Run
 }
 
 // tracked is a container the source knows of. It outlives its followers,
