@@ -335,7 +335,13 @@ func (lt *logTail) run() error {
 			continue
 		}
 		if err != nil && err != io.EOF {
-			return fmt.Errorf("reading %s: %w", g.name, err)
+			if g.live {
+				return fmt.Errorf("reading %s: %w", g.name, err)
+			}
+			// A damaged rotated file (a compressed one cut short) would
+			// fail every resume: what it held is skipped.
+			lt.s.log.Warn("a rotated container log file cannot be read to its end; the rest of it is skipped",
+				"source", lt.s.name, "id", lt.t.id, "file", g.name, "err", err)
 		}
 		// At the end of this file. A generation, or a live file that
 		// was renamed away (and read to its end after that was seen), is

@@ -346,3 +346,41 @@ func BenchmarkLogFile(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*lines), "ns/line")
 }
+
+// A compressed generation cut short is read as far as it goes, with a
+// warning, and the newer ones are read after it.
+func TestLogFileDamagedGeneration(t *testing.T) {
+	l := newFileLog(t)
+	l.write("stdout", withNewlines(numbered("a", 0, 2000))...)
+	l.rotate(false)
+	l.write("stdout", "b\n")
+	l.rotate(true) // a -> .2.gz
+	l.write("stdout", "c\n")
+	gz := l.path + ".2.gz"
+	fi, err := os.Stat(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(gz, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	ff := followLog(t, l.path, memPositions(t), false)
+	waitFor(t, 10*time.Second, "b and c", func() bool {
+		got := ff.out.lines("c0ffee", "")
+		return len(got) >= 2 && got[len(got)-1] == "c"
+	})
+	ff.stop(t)
+	got := ff.out.lines("c0ffee", "")
+	if n := len(got) - 2; n >= 2000 || got[len(got)-2] != "b" {
+		t.Fatalf("read %d lines of the damaged generation and then %q, want fewer than 2000 and then b, c", n, got[len(got)-2:])
+	}
+	// The entry the damage cut passes on as it is, as malformed input.
+	damaged := got[:len(got)-2]
+	if last := damaged[len(damaged)-1]; strings.HasPrefix(last, `{"log":`) {
+		damaged = damaged[:len(damaged)-1]
+	}
+	equalLines(t, "damaged generation", damaged, numbered("a", 0, len(damaged)))
+	if !strings.Contains(ff.logs.String(), "cannot be read to its end") {
+		t.Errorf("no warning about the damaged file; logs:\n%s", ff.logs.String())
+	}
+}
