@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -182,7 +183,8 @@ func metricsHandler(reg *prometheus.Registry, exp *exposers, logger *slog.Logger
 		}
 		w.Header().Add("Vary", "Accept")
 		w.Header().Set("Content-Type", string(format))
-		bw := bufio.NewWriterSize(w, 32<<10)
+		bw := getExposeWriter(w)
+		defer putExposeWriter(bw)
 		enc := expfmt.NewEncoder(bw, format)
 		// Merge: the registry's families and each exposition are sorted
 		// by name.
@@ -234,4 +236,27 @@ func metricsHandler(reg *prometheus.Registry, exp *exposers, logger *slog.Logger
 		}
 		_ = bw.Flush()
 	})
+}
+
+// exposeWriters keeps the /metrics handler's idle write buffers, so a
+// scrape does not allocate one (32 kB) again; like metricsGzipWriters, a
+// channel rather than a sync.Pool, which garbage collections empty.
+var exposeWriters = make(chan *bufio.Writer, 4)
+
+func getExposeWriter(w io.Writer) *bufio.Writer {
+	select {
+	case bw := <-exposeWriters:
+		bw.Reset(w)
+		return bw
+	default:
+		return bufio.NewWriterSize(w, 32<<10)
+	}
+}
+
+func putExposeWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	select {
+	case exposeWriters <- bw:
+	default:
+	}
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"compress/gzip"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -42,13 +43,19 @@ func TestMetricsGzip(t *testing.T) {
 	a := NewAgent(slog.New(slog.DiscardHandler), nil)
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "gzip_test_gauge", Help: "A gauge."})
 	g.Set(42)
+	// Enough series that the body spans several compression blocks
+	// (metricsGzipBuffer), written by promhttp one family at a time.
+	many := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gzip_test_many", Help: "Many series."}, []string{"device", "mode"})
+	for i := range 3000 {
+		many.WithLabelValues(fmt.Sprintf("dev%d", i), "user").Set(float64(i))
+	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(g)
+	reg.MustRegister(g, many)
 	a.Registry = reg
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
-	get := func(accept, encoding string) (string, *http.Response) {
+	get := func(accept, encoding string) (string, *http.Response, int64) {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
 		req.Header.Set("Accept", accept)
 		if encoding != "" {
@@ -59,9 +66,10 @@ func TestMetricsGzip(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var r io.Reader = resp.Body
+		wire := &countingReader{r: resp.Body}
+		var r io.Reader = wire
 		if resp.Header.Get("Content-Encoding") == "gzip" {
-			zr, err := gzip.NewReader(resp.Body)
+			zr, err := gzip.NewReader(wire)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,22 +79,39 @@ func TestMetricsGzip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return string(b), resp
+		return string(b), resp, wire.n
 	}
 	for _, accept := range []string{"text/plain;version=0.0.4", "application/openmetrics-text;version=1.0.0"} {
-		plain, presp := get(accept, "")
-		zipped, zresp := get(accept, "gzip")
+		plain, presp, _ := get(accept, "")
+		zipped, zresp, wire := get(accept, "gzip")
 		if presp.Header.Get("Content-Encoding") != "" {
 			t.Errorf("%s: compressed without Accept-Encoding", accept)
 		}
 		if zresp.Header.Get("Content-Encoding") != "gzip" {
 			t.Errorf("%s: Content-Encoding %q, want gzip", accept, zresp.Header.Get("Content-Encoding"))
 		}
-		if plain != zipped || !strings.Contains(plain, "gzip_test_gauge 42") {
-			t.Errorf("%s: plain %q, gzip %q", accept, plain, zipped)
+		if plain != zipped || !strings.Contains(plain, "gzip_test_gauge 42") || !strings.Contains(plain, `gzip_test_many{device="dev2999",mode="user"} 2999`) {
+			t.Errorf("%s: plain (%d bytes) and gzip (%d bytes) bodies differ", accept, len(plain), len(zipped))
+		}
+		if len(plain) < 3*metricsGzipBuffer {
+			t.Errorf("%s: body of %d bytes spans fewer than 3 compression blocks", accept, len(plain))
+		}
+		if wire > int64(len(plain))/4 {
+			t.Errorf("%s: %d bytes compressed to %d", accept, len(plain), wire)
 		}
 		if presp.Header.Get("Content-Type") != zresp.Header.Get("Content-Type") {
 			t.Errorf("%s: content types %q and %q", accept, presp.Header.Get("Content-Type"), zresp.Header.Get("Content-Type"))
 		}
 	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
