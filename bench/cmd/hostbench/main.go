@@ -123,6 +123,8 @@ type sideResult struct {
 	CPU        time.Duration
 	Latencies  []time.Duration
 	PeakRSS    int64
+	RSSAnon    int64 // anonymous and file-backed RSS after the scrapes
+	RSSFile    int64
 }
 
 // pairResult is vigil and node_exporter measured together.
@@ -350,6 +352,7 @@ func (b *bench) pair(set string, startNE, startVigil func() (*proc, error), neCo
 		}
 		s.r.CPU = after.CPU - before[i].CPU
 		s.r.PeakRSS = after.PeakRSS
+		s.r.RSSAnon, s.r.RSSFile = after.RSSAnon, after.RSSFile
 		s.r.WireBytes = wire[i] / int64(b.o.scrapes)
 	}
 	b.log.Info("measured", "set", set,
@@ -571,18 +574,18 @@ func (b *bench) markdown() string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "Collectors enabled by default in both (%d): %s\n\n", len(b.common), strings.Join(b.common, ", "))
 	fmt.Fprintf(&s, "Only in node_exporter's defaults: %s. Only in vigil's: %s.\n\n", listOrNone(b.onlyNE), listOrNone(b.onlyVigil))
-	s.WriteString("| set | exporter | collectors | scrapes | series | bytes/scrape | CPU s | CPU ms/scrape | p50 ms | p99 ms | max ms | peak RSS MB |\n")
-	s.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	s.WriteString("| set | exporter | collectors | scrapes | series | bytes/scrape | CPU s | CPU ms/scrape | p50 ms | p99 ms | max ms | peak RSS MB | RSS anon / file MB |\n")
+	s.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range b.runs {
 		if r.Err != nil && r.NE.Scrapes == 0 {
 			fmt.Fprintf(&s, "| %s | failed: %s |||||||||||\n", r.Set, benchenv.OneLine(r.Err))
 			continue
 		}
 		for _, x := range []sideResult{r.NE, r.Vigil} {
-			fmt.Fprintf(&s, "| %s | %s | %d | %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f |\n",
+			fmt.Fprintf(&s, "| %s | %s | %d | %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f / %.1f |\n",
 				r.Set, x.Name, x.Collectors, x.Scrapes, x.Series, x.WireBytes, x.CPU.Seconds(), perScrapeMs(x),
 				ms(quantile(x.Latencies, 0.5)), ms(quantile(x.Latencies, 0.99)), ms(quantile(x.Latencies, 1)),
-				float64(x.PeakRSS)/(1<<20))
+				float64(x.PeakRSS)/(1<<20), float64(x.RSSAnon)/(1<<20), float64(x.RSSFile)/(1<<20))
 		}
 	}
 	s.WriteString("\nTargets:\n\n")
@@ -599,6 +602,11 @@ func (b *bench) markdown() string {
 		if r.Set == "common" {
 			fmt.Fprintf(&s, "- %s collectors: vigil %.2f ms CPU per scrape, node_exporter %.2f ms: ×%.2f (target ≤ ×%.1f): %s\n",
 				r.Set, v, ne, ratio, targetCPURatio, benchenv.Verdict(ratio <= targetCPURatio))
+			mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+			fmt.Fprintf(&s, "- %s collectors: vigil's peak RSS %.1f MB, node_exporter's %.1f MB (floor: at most node_exporter's): %s; "+
+				"after the scrapes, anonymous %.1f vs %.1f MB, file-backed (the binary's pages) %.1f vs %.1f MB\n",
+				r.Set, mib(r.Vigil.PeakRSS), mib(r.NE.PeakRSS), benchenv.Verdict(r.Vigil.PeakRSS <= r.NE.PeakRSS),
+				mib(r.Vigil.RSSAnon), mib(r.NE.RSSAnon), mib(r.Vigil.RSSFile), mib(r.NE.RSSFile))
 		} else {
 			fmt.Fprintf(&s, "- %s collectors (different sets, for reference): vigil %.2f ms CPU per scrape, node_exporter %.2f ms: ×%.2f\n", r.Set, v, ne, ratio)
 		}

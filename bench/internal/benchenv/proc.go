@@ -21,6 +21,8 @@ type ProcSample struct {
 	CPU     time.Duration // utime + stime
 	PeakRSS int64         // VmHWM, bytes
 	RSS     int64         // VmRSS, bytes
+	RSSAnon int64         // RssAnon: heap, stacks, other private memory
+	RSSFile int64         // RssFile: pages of the binary and other mapped files
 }
 
 // ReadProc samples process pid from /proc/<pid>/stat and status.
@@ -43,6 +45,12 @@ func ReadProc(pid int) (ProcSample, error) {
 		return s, err
 	}
 	if s.RSS, err = statusKB(status, "VmRSS:"); err != nil {
+		return s, err
+	}
+	if s.RSSAnon, err = statusKB(status, "RssAnon:"); err != nil {
+		return s, err
+	}
+	if s.RSSFile, err = statusKB(status, "RssFile:"); err != nil {
 		return s, err
 	}
 	return s, nil
