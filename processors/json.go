@@ -2,19 +2,17 @@ package processors
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
-	"unicode/utf16"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/jmespath/go-jmespath"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/internal/jsonstr"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -448,7 +446,7 @@ func (x *jsonText) text(data []byte, sp jsonSpan) (string, bool) {
 			return aliasString(raw), true
 		}
 		dst := x.arena.appendStart(len(raw))
-		dst = appendJSONUnescaped(dst, raw)
+		dst = jsonstr.Unescape(dst, raw)
 		return aliasString(x.arena.commit(dst)), true
 	case jsonNumber:
 		return x.numberText(data[sp.start:sp.end]), true
@@ -533,13 +531,8 @@ type jsonScanner struct {
 	keyBuf []byte
 }
 
-// jsonPlain marks the bytes a string may hold unescaped.
-var jsonPlain = func() (t [256]bool) {
-	for i := range t {
-		t[i] = i >= 0x20 && i != '"' && i != '\\'
-	}
-	return
-}()
+// jsonSwarHighs has the high bit of every byte of a word set.
+const jsonSwarHighs = 0x8080808080808080
 
 func jsonSkipWS(data []byte, i int) int {
 	for i < len(data) {
@@ -551,77 +544,6 @@ func jsonSkipWS(data []byte, i int) int {
 		}
 	}
 	return i
-}
-
-const (
-	jsonSwarOnes  = 0x0101010101010101
-	jsonSwarHighs = 0x8080808080808080
-)
-
-// jsonScanString scans the string starting at data[i] == '"' and returns
-// the index after its closing quote.
-func jsonScanString(data []byte, i int) (end int, esc, ok bool) {
-	i++
-	for {
-		// Eight bytes at a time while none is a quote, a backslash or a
-		// control character.
-		for i+8 <= len(data) {
-			v := binary.LittleEndian.Uint64(data[i:])
-			q := v ^ (jsonSwarOnes * '"')
-			bs := v ^ (jsonSwarOnes * '\\')
-			if ((q-jsonSwarOnes)&^q|(bs-jsonSwarOnes)&^bs|(v-jsonSwarOnes*0x20)&^v)&jsonSwarHighs != 0 {
-				break
-			}
-			i += 8
-		}
-		for i < len(data) && jsonPlain[data[i]] {
-			i++
-		}
-		if i >= len(data) {
-			return 0, false, false
-		}
-		switch data[i] {
-		case '"':
-			return i + 1, esc, true
-		case '\\':
-			esc = true
-			if i+1 >= len(data) {
-				return 0, false, false
-			}
-			switch data[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(data) || jsonHex4(data[i+2:i+6]) < 0 {
-					return 0, false, false
-				}
-				i += 6
-			default:
-				return 0, false, false
-			}
-		default:
-			// A control character, which JSON requires escaped.
-			return 0, false, false
-		}
-	}
-}
-
-func jsonHex4(b []byte) rune {
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r*16 + rune(c)
-	}
-	return r
 }
 
 func jsonScanNumber(data []byte, i int) (int, bool) {
@@ -685,7 +607,7 @@ func (s *jsonScanner) value(data []byte, i int) (jsonSpan, bool) {
 	switch c := data[i]; {
 	case c == '"':
 		sp.kind = jsonString
-		sp.end, sp.esc, ok = jsonScanString(data, i)
+		sp.end, sp.esc, ok = jsonstr.Scan(data, i)
 	case c == '{':
 		sp.kind = jsonObject
 		sp.end, ok = s.skipContainer(data, i)
@@ -793,7 +715,7 @@ func (s *jsonScanner) memberKey(data []byte, i int) (int, bool) {
 	if i >= len(data) || data[i] != '"' {
 		return 0, false
 	}
-	end, _, ok := jsonScanString(data, i)
+	end, _, ok := jsonstr.Scan(data, i)
 	if !ok {
 		return 0, false
 	}
@@ -815,7 +737,7 @@ func (s *jsonScanner) keyIs(data []byte, start, end int, esc bool, k string) boo
 	if !esc {
 		return string(raw) == k
 	}
-	s.keyBuf = appendJSONUnescaped(s.keyBuf[:0], raw)
+	s.keyBuf = jsonstr.Unescape(s.keyBuf[:0], raw)
 	return string(s.keyBuf) == k
 }
 
@@ -851,7 +773,7 @@ func (s *jsonScanner) scanTop(data []byte, keys []string, spans []jsonSpan) (kin
 			if i >= n || data[i] != '"' {
 				return 0, false
 			}
-			kend, kesc, ok := jsonScanString(data, i)
+			kend, kesc, ok := jsonstr.Scan(data, i)
 			if !ok {
 				return 0, false
 			}
@@ -902,7 +824,7 @@ func (s *jsonScanner) member(data []byte, sp jsonSpan, key string) jsonSpan {
 		return found
 	}
 	for i < sp.end {
-		kend, kesc, ok := jsonScanString(data, i)
+		kend, kesc, ok := jsonstr.Scan(data, i)
 		if !ok {
 			return jsonSpan{}
 		}
@@ -923,60 +845,6 @@ func (s *jsonScanner) member(data []byte, sp jsonSpan, key string) jsonSpan {
 		i = jsonSkipWS(data, i+1) // past ','
 	}
 	return found
-}
-
-// appendJSONUnescaped appends the decoded contents of a validated JSON
-// string (without its quotes). Invalid surrogates become U+FFFD, as
-// encoding/json decodes them.
-func appendJSONUnescaped(dst, raw []byte) []byte {
-	for len(raw) > 0 {
-		i := bytes.IndexByte(raw, '\\')
-		if i < 0 {
-			return append(dst, raw...)
-		}
-		dst = append(dst, raw[:i]...)
-		raw = raw[i:]
-		if len(raw) < 2 {
-			return dst
-		}
-		switch raw[1] {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			if len(raw) < 6 {
-				return dst
-			}
-			r := jsonHex4(raw[2:6])
-			raw = raw[6:]
-			if utf16.IsSurrogate(r) {
-				if len(raw) >= 6 && raw[0] == '\\' && raw[1] == 'u' {
-					if r2 := utf16.DecodeRune(r, jsonHex4(raw[2:6])); r2 != utf8.RuneError {
-						dst = utf8.AppendRune(dst, r2)
-						raw = raw[6:]
-						continue
-					}
-				}
-				r = utf8.RuneError
-			}
-			if r < 0 {
-				r = utf8.RuneError
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default: // " \ /
-			dst = append(dst, raw[1])
-		}
-		raw = raw[2:]
-	}
-	return dst
 }
 
 // jsonHasSpace reports whether raw (a validated value) has whitespace
@@ -1044,7 +912,7 @@ func jsonTree(data []byte, i int) (any, int) {
 			return m, i + 1
 		}
 		for {
-			kend, kesc, _ := jsonScanString(data, i)
+			kend, kesc, _ := jsonstr.Scan(data, i)
 			k := jsonTreeString(data[i+1:kend-1], kesc)
 			i = jsonSkipWS(data, kend)
 			i = jsonSkipWS(data, i+1)
@@ -1074,7 +942,7 @@ func jsonTree(data []byte, i int) (any, int) {
 			i = jsonSkipWS(data, i+1)
 		}
 	case c == '"':
-		end, esc, _ := jsonScanString(data, i)
+		end, esc, _ := jsonstr.Scan(data, i)
 		return jsonTreeString(data[i+1:end-1], esc), end
 	case c == 't':
 		return true, i + 4
@@ -1096,5 +964,5 @@ func jsonTreeString(raw []byte, esc bool) string {
 	if !esc {
 		return aliasString(raw)
 	}
-	return string(appendJSONUnescaped(nil, raw))
+	return string(jsonstr.Unescape(nil, raw))
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/internal/jsonstr"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -315,5 +316,5 @@ func logfmtU4(b []byte) rune {
 	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
 		return -1
 	}
-	return jsonHex4(b[2:6])
+	return jsonstr.Hex4(b[2:6])
 }

@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/vigilhq/vigil/internal/jsonstr"
 )
 
 // A json-file log holds one JSON object a line, as the Engine's jsonlog
@@ -33,12 +34,13 @@ var errNotJSONLog = errors.New("not a json-file log entry")
 // message within it. A line that is no log entry gives errNotJSONLog.
 func decodeJSONLog(b, dst []byte) (stream byte, ts int64, text, grown []byte, err error) {
 	if ts, ok := jsonLogTime(b); ok && bytes.HasPrefix(b, jsonLogPrefix) {
-		start := len(dst)
-		var end int
-		if dst, end = unescapeJSON(dst, b[len(jsonLogPrefix):]); end >= 0 {
+		// The message's string: valid JSON, and valid UTF-8 (the Engine
+		// writes nothing else; encoding/json would replace what is not).
+		end, esc, ok := jsonstr.Scan(b, len(jsonLogPrefix)-1)
+		if ok && utf8.Valid(b[len(jsonLogPrefix):end-1]) {
 			// The stream, then at once the time jsonLogTime found: an
 			// entry with attrs, or anything else, takes the slow path.
-			rest := b[len(jsonLogPrefix)+end+1:]
+			rest := b[end:]
 			var stream byte
 			switch {
 			case bytes.HasPrefix(rest, jsonStdout):
@@ -48,10 +50,15 @@ func decodeJSONLog(b, dst []byte) (stream byte, ts int64, text, grown []byte, er
 			}
 			if rest = rest[min(len(jsonStdout), len(rest)):]; stream != 0 && bytes.HasPrefix(rest, jsonTimeField) &&
 				bytes.IndexByte(rest[len(jsonTimeField):], '"') == len(rest)-len(jsonTimeField)-2 {
+				start := len(dst)
+				if raw := b[len(jsonLogPrefix) : end-1]; esc {
+					dst = jsonstr.Unescape(dst, raw)
+				} else {
+					dst = append(dst, raw...)
+				}
 				return stream, ts, dst[start:len(dst):len(dst)], dst, nil
 			}
 		}
-		dst = dst[:start]
 	}
 	return decodeJSONLogSlow(b, dst)
 }
@@ -68,113 +75,6 @@ func jsonLogTime(b []byte) (int64, bool) {
 		return 0, false
 	}
 	return parseDockerTime(v[q+1:])
-}
-
-// unescapeJSON appends the JSON string body s starts with (after its
-// opening quote) to dst, unescaped, and returns the index of its closing
-// quote in s, or -1 when the string is malformed or does not end.
-func unescapeJSON(dst, s []byte) ([]byte, int) {
-	i := 0
-	for {
-		q := bytes.IndexByte(s[i:], '"')
-		if q < 0 {
-			return dst, -1
-		}
-		seg := s[i : i+q]
-		bs := bytes.IndexByte(seg, '\\')
-		if bs < 0 {
-			if !validJSONText(seg) {
-				return dst, -1
-			}
-			return append(dst, seg...), i + q
-		}
-		if !validJSONText(seg[:bs]) {
-			return dst, -1
-		}
-		dst = append(dst, seg[:bs]...)
-		i += bs + 1
-		if i >= len(s) {
-			return dst, -1
-		}
-		c := s[i]
-		i++
-		switch c {
-		case '"', '\\', '/':
-			dst = append(dst, c)
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'u':
-			r, ok := hex4(s[i:])
-			if !ok {
-				return dst, -1
-			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				r2, ok2 := rune(-1), false
-				if len(s) >= i+6 && s[i] == '\\' && s[i+1] == 'u' {
-					r2, ok2 = hex4(s[i+2:])
-				}
-				if dec := utf16.DecodeRune(r, r2); ok2 && dec != utf8.RuneError {
-					r = dec
-					i += 6
-				} else {
-					r = utf8.RuneError
-				}
-			}
-			dst = utf8.AppendRune(dst, r)
-		default:
-			return dst, -1
-		}
-	}
-}
-
-// validJSONText reports whether raw string bytes are valid UTF-8 without
-// control characters, which JSON requires to be escaped. The Engine never
-// writes invalid UTF-8; what does goes to encoding/json, which replaces it.
-func validJSONText(b []byte) bool {
-	for i, c := range b {
-		if c < 0x20 {
-			return false
-		}
-		if c >= 0x80 {
-			for _, c := range b[i:] {
-				if c < 0x20 {
-					return false
-				}
-			}
-			return utf8.Valid(b[i:])
-		}
-	}
-	return true
-}
-
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		case c >= 'A' && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
 }
 
 // decodeJSONLogSlow decodes an entry of any other layout: keys in another
