@@ -20,11 +20,12 @@ import (
 // leaves any other (valid JSON) layout to encoding/json.
 
 var (
-	jsonLogPrefix = []byte(`{"log":"`)
-	jsonStdout    = []byte(`,"stream":"stdout"`)
-	jsonStderr    = []byte(`,"stream":"stderr"`)
-	jsonTimeKey   = []byte(`"time":"`)
-	jsonTimeField = []byte(`,"time":"`)
+	jsonLogPrefix  = []byte(`{"log":"`)
+	jsonStdout     = []byte(`,"stream":"stdout"`)
+	jsonStderr     = []byte(`,"stream":"stderr"`)
+	jsonTimeKey    = []byte(`"time":"`)
+	jsonTimeField  = []byte(`,"time":"`)
+	jsonAttrsField = []byte(`,"attrs":{`)
 )
 
 var errNotJSONLog = errors.New("not a json-file log entry")
@@ -38,8 +39,9 @@ func decodeJSONLog(b, dst []byte) (stream byte, ts int64, text, grown []byte, er
 		// writes nothing else; encoding/json would replace what is not).
 		end, esc, ok := jsonstr.Scan(b, len(jsonLogPrefix)-1)
 		if ok && utf8.Valid(b[len(jsonLogPrefix):end-1]) {
-			// The stream, then at once the time jsonLogTime found: an
-			// entry with attrs, or anything else, takes the slow path.
+			// The stream, the attrs the labels, env and tag log options
+			// add, then the time jsonLogTime found; anything else takes
+			// the slow path.
 			rest := b[end:]
 			var stream byte
 			switch {
@@ -48,7 +50,11 @@ func decodeJSONLog(b, dst []byte) (stream byte, ts int64, text, grown []byte, er
 			case bytes.HasPrefix(rest, jsonStderr):
 				stream = streamStderr
 			}
-			if rest = rest[min(len(jsonStdout), len(rest)):]; stream != 0 && bytes.HasPrefix(rest, jsonTimeField) &&
+			rest = rest[min(len(jsonStdout), len(rest)):]
+			if bytes.HasPrefix(rest, jsonAttrsField) {
+				rest = skipAttrs(rest[len(jsonAttrsField):])
+			}
+			if stream != 0 && bytes.HasPrefix(rest, jsonTimeField) &&
 				bytes.IndexByte(rest[len(jsonTimeField):], '"') == len(rest)-len(jsonTimeField)-2 {
 				start := len(dst)
 				if raw := b[len(jsonLogPrefix) : end-1]; esc {
@@ -61,6 +67,42 @@ func decodeJSONLog(b, dst []byte) (stream byte, ts int64, text, grown []byte, er
 		}
 	}
 	return decodeJSONLogSlow(b, dst)
+}
+
+// skipAttrs skips the attrs object (after its opening brace), which holds
+// string values only, and returns what follows it, or nil when it is not
+// such an object.
+func skipAttrs(b []byte) []byte {
+	if len(b) > 0 && b[0] == '}' {
+		return b[1:]
+	}
+	str := func(i int) int { // the end of the string at i, or -1
+		if i >= len(b) || b[i] != '"' {
+			return -1
+		}
+		end, _, ok := jsonstr.Scan(b, i)
+		if !ok || !utf8.Valid(b[i:end]) {
+			return -1
+		}
+		return end
+	}
+	i := 0
+	for {
+		if i = str(i); i < 0 || i >= len(b) || b[i] != ':' {
+			return nil
+		}
+		if i = str(i + 1); i < 0 || i >= len(b) {
+			return nil
+		}
+		switch b[i] {
+		case ',':
+			i++
+		case '}':
+			return b[i+1:]
+		default:
+			return nil
+		}
+	}
 }
 
 // jsonLogTime finds the time at the end of an entry: `"time":"<t>"}`.

@@ -34,6 +34,8 @@ func TestDecodeJSONLog(t *testing.T) {
 		{"surrogate pair escaped", `{"log":"\ud83d\ude00\n","stream":"stdout","time":"2023-11-14T22:13:20.123456789Z"}`, streamStdout, t0, "😀\n"},
 		{"lone surrogate", `{"log":"\ud83dx\n","stream":"stdout","time":"2023-11-14T22:13:20.123456789Z"}`, streamStdout, t0, "\ufffdx\n"},
 		{"attrs from log options", `{"log":"a\n","stream":"stdout","attrs":{"tag":"\"time\":\"x"},"time":"2023-11-14T22:13:20.123456789Z"}`, streamStdout, t0, "a\n"},
+		{"several attrs", `{"log":"a\n","stream":"stderr","attrs":{"com.example.team":"core","env":"prod"},"time":"2023-11-14T22:13:20.123456789Z"}`, streamStderr, t0, "a\n"},
+		{"empty attrs", `{"log":"a\n","stream":"stdout","attrs":{},"time":"2023-11-14T22:13:20.123456789Z"}`, streamStdout, t0, "a\n"},
 		{"other key order", `{"time":"2023-11-14T22:13:20.123456789Z","stream":"stderr","log":"a\n"}`, streamStderr, t0, "a\n"},
 		{"spaces and an offset", `{ "log" : "a\n", "stream" : "stdout", "time" : "2023-11-14T23:13:20.123456789+01:00" }`, streamStdout, t0, "a\n"},
 	}
@@ -47,6 +49,14 @@ func TestDecodeJSONLog(t *testing.T) {
 				t.Fatalf("got (%d, %d, %q), want (%d, %d, %q)", stream, ts, text, tc.stream, tc.ts, tc.text)
 			}
 		})
+	}
+	// What the Engine writes takes the fast path, which allocates nothing.
+	dst := make([]byte, 0, 4096)
+	for _, in := range []string{tests[0].in, tests[5].in, tests[8].in, tests[9].in} {
+		b := []byte(in)
+		if n := testing.AllocsPerRun(10, func() { _, _, _, _, _ = decodeJSONLog(b, dst[:0]) }); n != 0 {
+			t.Errorf("%s: %v allocations: not the fast path", in, n)
+		}
 	}
 	for _, bad := range []string{
 		``, `{}`, `not json`, `{"log":"a\n","stream":"stdout"}`, `{"log":"a\n","stream":"other","time":"2023-11-14T22:13:20Z"}`,
@@ -67,6 +77,8 @@ func FuzzDecodeJSONLog(f *testing.F) {
 	f.Add(jsonEntry("stderr", t0, "q\"b\\s/\t<a&b>\u2028\x01é😀\r\n"))
 	f.Add(`{"log":"\ud83d\ude00\n","stream":"stdout","time":"2023-11-14T22:13:20.123456789Z"}`)
 	f.Add(`{"log":"a\n","stream":"stdout","attrs":{"k":"v"},"time":"2023-11-14T22:13:20.1Z"}`)
+	f.Add(`{"log":"a\n","stream":"stdout","attrs":{"k":"v","l":"w"},"time":"2023-11-14T22:13:20.1Z"}`)
+	f.Add(`{"log":"a\n","stream":"stdout","attrs":{"k":1},"time":"2023-11-14T22:13:20.1Z"}`)
 	f.Fuzz(func(t *testing.T, in string) {
 		stream, ts, text, _, err := decodeJSONLog([]byte(in), nil)
 		var e struct {

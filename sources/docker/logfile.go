@@ -24,7 +24,7 @@ import (
 //
 // Streaming a log through the Engine API costs the Engine a JSON decode
 // and a write per line and vigil a read per HTTP chunk; reading the file
-// the Engine writes costs a read per 256 KiB. So when the Engine is local
+// the Engine writes costs a read per 64 KiB. So when the Engine is local
 // and a container logs with json-file, vigil reads its log file (the
 // LogPath the Engine reports, under containers_path if that is set) and
 // uses the API for discovery and metadata only. The cursor is the same
