@@ -23,17 +23,19 @@ import (
 func Need(tb testing.TB) {
 	tb.Helper()
 	if _, err := exec.LookPath("docker"); err != nil {
-		missing(tb, "Docker is missing: no docker command in PATH")
+		Missing(tb, "Docker is missing: no docker command in PATH")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Version}}").CombinedOutput()
 	if err != nil {
-		missing(tb, "the Docker Engine is not reachable (docker version: %v): %s", err, bytes.TrimSpace(out))
+		Missing(tb, "the Docker Engine is not reachable (docker version: %v): %s", err, bytes.TrimSpace(out))
 	}
 }
 
-func missing(tb testing.TB, format string, args ...any) {
+// Missing skips the test, naming what is missing; with CI=true that is a
+// failure instead.
+func Missing(tb testing.TB, format string, args ...any) {
 	tb.Helper()
 	if os.Getenv("CI") == "true" {
 		tb.Fatalf(format, args...)

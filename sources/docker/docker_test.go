@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/internal/dockertest"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -485,4 +488,96 @@ func TestContainersPath(t *testing.T) {
 		}
 		h.stop()
 	}
+}
+
+// unprivilegedEnv names the container an unprivileged re-run of the test
+// binary follows (see TestUnreadableLogFiles).
+const unprivilegedEnv = "VIGIL_DOCKER_TEST_UNPRIVILEGED"
+
+// unprivilegedChild follows one container until it has 5 lines, and prints
+// the lines and the source's log.
+func unprivilegedChild(name string) int {
+	var doc yaml.Node
+	_ = yaml.Unmarshal([]byte("refresh_interval: 1h\nfilters: [{name: name, values: ["+name+"]}]\n"), &doc)
+	logs := &syncBuffer{}
+	pos, _ := pipeline.OpenPositions("", false)
+	src, err := New(pipeline.Env{Name: "docker_test", Decoder: pipeline.Decoder{File: "test.yaml"}, Positions: pos,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Metrics: pipeline.NewTestMetrics()}, doc.Content[0])
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	out := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, out) }()
+	for deadline := time.Now().Add(20 * time.Second); len(out.lines(name, "")) < 5 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	fmt.Printf("lines: %q\n%s", out.lines(name, ""), logs.String())
+	return 0
+}
+
+// vigil as a user without access to the Engine's containers directory
+// (but in the docker group): one warning, and every log read through the
+// API, completely.
+func TestUnreadableLogFiles(t *testing.T) {
+	img := loggenImage(t)
+	gid, err := dockerGroup()
+	if err != nil {
+		dockertest.Missing(t, "no docker group to run an unprivileged follower with: %v", err)
+	}
+	// The test binary, where the unprivileged user can run it.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "vigil-unprivileged-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "docker.test")
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := uniqueName(t)
+	docker(t, "run", "-d", "--name", a, img, "-n", "5", "-prefix", "np", "-hold", "1m")
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), unprivilegedEnv+"="+a)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{gid}}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("unprivileged follower: %v\n%s", err, out)
+	}
+	want, _ := dockerLogs(t, a)
+	if !strings.Contains(string(out), fmt.Sprintf("lines: %q", want)) {
+		t.Errorf("the unprivileged follower did not read %q; it said:\n%s", want, out)
+	}
+	if n := strings.Count(string(out), "cannot read the containers' log files"); n != 1 {
+		t.Errorf("%d warnings about unreadable log files, want 1; it said:\n%s", n, out)
+	}
+}
+
+// dockerGroup is the group id that owns the Engine's socket.
+func dockerGroup() (uint32, error) {
+	fi, err := os.Stat("/var/run/docker.sock")
+	if err != nil {
+		return 0, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Gid == 0 {
+		return 0, fmt.Errorf("the socket's group is root")
+	}
+	return st.Gid, nil
 }

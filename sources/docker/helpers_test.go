@@ -25,6 +25,9 @@ import (
 var nameSeq atomic.Int64
 
 func TestMain(m *testing.M) {
+	if name := os.Getenv(unprivilegedEnv); name != "" {
+		os.Exit(unprivilegedChild(name))
+	}
 	code := m.Run()
 	dockertest.RemoveImages()
 	os.Exit(code)
