@@ -10,12 +10,24 @@ import (
 // the bytes come back when the batch settles, so a slow sink makes sources
 // wait instead of growing memory.
 //
+// Bytes are held per tenant (a batch's entries' tenant when they share
+// one, else ""). Once more than one tenant has held bytes, no tenant may
+// hold more than half the budget: a tenant whose pushes keep failing, and
+// whose batches therefore never settle, fills its half and its sources
+// wait, while the other tenants' batches still flow through the other
+// half. A deployment with one tenant keeps the whole budget.
+//
 // Waiters are granted in arrival order, each only when its bytes fit, so a
-// release wakes only those it can serve and no source starves.
+// release wakes only those it can serve and no source starves; a waiter
+// held back by its tenant's share does not hold up the others.
 type Budget struct {
 	mu       sync.Mutex
 	capacity int64
 	used     int64
+	held     map[string]int64 // bytes per tenant; no zero entries
+	first    string           // the first tenant that held bytes
+	seen     bool             // first is set
+	tenants  bool             // another tenant has held bytes since
 	waiters  []*budgetWaiter
 	onChange func(used int64)
 	// onPressure runs when an Acquire has to wait: sinks holding entries
@@ -25,6 +37,7 @@ type Budget struct {
 }
 
 type budgetWaiter struct {
+	tenant  string
 	n       int64
 	ch      chan struct{}
 	granted bool
@@ -33,7 +46,7 @@ type budgetWaiter struct {
 // NewBudget returns a budget of capacity bytes. onChange, when not nil, is
 // told the bytes in use after each change (for the buffer-fill metric).
 func NewBudget(capacity int64, onChange func(used int64)) *Budget {
-	return &Budget{capacity: capacity, onChange: onChange}
+	return &Budget{capacity: capacity, onChange: onChange, held: map[string]int64{}}
 }
 
 // Capacity is the budget's size in bytes.
@@ -46,25 +59,47 @@ func (bu *Budget) Used() int64 {
 	return bu.used
 }
 
-// fits says whether n more bytes may be held. A request larger than the
-// whole budget is granted when nothing else is held, so one oversized
-// batch cannot deadlock the pipeline.
-func (bu *Budget) fits(n int64) bool {
-	return bu.used+n <= bu.capacity || bu.used == 0
+// Why a request does not fit.
+const (
+	fitsNow = iota
+	overBudget
+	overShare
+)
+
+// fits says whether n more bytes may be held for tenant. A request larger
+// than the whole budget is granted when nothing else is held, and a
+// tenant holding nothing may take a batch larger than its share, so one
+// oversized batch cannot deadlock the pipeline.
+func (bu *Budget) fits(tenant string, n int64) int {
+	if bu.used != 0 && bu.used+n > bu.capacity {
+		return overBudget
+	}
+	if h := bu.held[tenant]; bu.tenants && h != 0 && h+n > bu.capacity/2 {
+		return overShare
+	}
+	return fitsNow
 }
 
-// Acquire blocks until n bytes are granted, or ctx ends.
-func (bu *Budget) Acquire(ctx context.Context, n int64) error {
+// Acquire blocks until n bytes are granted to tenant, or ctx ends.
+func (bu *Budget) Acquire(ctx context.Context, tenant string, n int64) error {
 	bu.mu.Lock()
-	if len(bu.waiters) == 0 && bu.fits(n) {
-		bu.used += n
+	if len(bu.waiters) == 0 && bu.fits(tenant, n) == fitsNow {
+		bu.grantTo(tenant, n)
 		used := bu.used
 		bu.mu.Unlock()
 		bu.changed(used)
 		return nil
 	}
-	w := &budgetWaiter{n: n, ch: make(chan struct{})}
+	w := &budgetWaiter{tenant: tenant, n: n}
 	bu.waiters = append(bu.waiters, w)
+	bu.grantLocked()
+	if w.granted {
+		used := bu.used
+		bu.mu.Unlock()
+		bu.changed(used)
+		return nil
+	}
+	w.ch = make(chan struct{})
 	pressure := bu.onPressure
 	bu.mu.Unlock()
 	if pressure != nil {
@@ -77,7 +112,7 @@ func (bu *Budget) Acquire(ctx context.Context, n int64) error {
 		bu.mu.Lock()
 		if w.granted {
 			bu.mu.Unlock()
-			bu.Release(n)
+			bu.Release(tenant, n)
 			return ctx.Err()
 		}
 		for i, x := range bu.waiters {
@@ -93,24 +128,53 @@ func (bu *Budget) Acquire(ctx context.Context, n int64) error {
 	}
 }
 
-// Release returns n bytes and grants the waiters that now fit, in order.
-func (bu *Budget) Release(n int64) {
+// Release returns n bytes of tenant and grants the waiters that now fit,
+// in order.
+func (bu *Budget) Release(tenant string, n int64) {
 	bu.mu.Lock()
 	bu.used -= n
+	if bu.held[tenant] -= n; bu.held[tenant] <= 0 {
+		delete(bu.held, tenant)
+	}
 	bu.grantLocked()
 	used := bu.used
 	bu.mu.Unlock()
 	bu.changed(used)
 }
 
+// grantLocked grants the waiters that fit, in order. A waiter that does
+// not fit the budget holds up those behind it (they would take the room
+// it waits for); one held back by its tenant's share does not.
 func (bu *Budget) grantLocked() {
-	for len(bu.waiters) > 0 && bu.fits(bu.waiters[0].n) {
-		w := bu.waiters[0]
-		bu.waiters[0] = nil
-		bu.waiters = bu.waiters[1:]
-		bu.used += w.n
-		w.granted = true
-		close(w.ch)
+	kept := bu.waiters[:0]
+	blocked := false
+	for _, w := range bu.waiters {
+		if !blocked {
+			switch bu.fits(w.tenant, w.n) {
+			case fitsNow:
+				bu.grantTo(w.tenant, w.n)
+				w.granted = true
+				if w.ch != nil {
+					close(w.ch)
+				}
+				continue
+			case overBudget:
+				blocked = true
+			}
+		}
+		kept = append(kept, w)
+	}
+	clear(bu.waiters[len(kept):])
+	bu.waiters = kept
+}
+
+func (bu *Budget) grantTo(tenant string, n int64) {
+	bu.used += n
+	bu.held[tenant] += n
+	if !bu.seen {
+		bu.first, bu.seen = tenant, true
+	} else if bu.first != tenant {
+		bu.tenants = true
 	}
 }
 

@@ -11,13 +11,13 @@ func TestBudgetGrantsInOrderAndOnlyWhatFits(t *testing.T) {
 	pressured := make(chan struct{}, 10)
 	bu.onPressure = func() { pressured <- struct{}{} }
 	ctx := context.Background()
-	if err := bu.Acquire(ctx, 80); err != nil {
+	if err := bu.Acquire(ctx, "", 80); err != nil {
 		t.Fatal(err)
 	}
 	order := make(chan int, 2)
-	go func() { _ = bu.Acquire(ctx, 60); order <- 60 }()
+	go func() { _ = bu.Acquire(ctx, "", 60); order <- 60 }()
 	<-pressured
-	go func() { _ = bu.Acquire(ctx, 10); order <- 10 }()
+	go func() { _ = bu.Acquire(ctx, "", 10); order <- 10 }()
 	<-pressured
 	// 10 would fit now, but it arrived after 60: it must not jump the queue.
 	select {
@@ -25,7 +25,7 @@ func TestBudgetGrantsInOrderAndOnlyWhatFits(t *testing.T) {
 		t.Fatalf("waiter %d granted while 80 of 100 bytes are held and 60 waits first", n)
 	case <-time.After(100 * time.Millisecond):
 	}
-	bu.Release(80)
+	bu.Release("", 80)
 	if first, second := <-order, <-order; first != 60 && second != 60 {
 		t.Fatalf("grant order %d, %d", first, second)
 	}
@@ -37,21 +37,21 @@ func TestBudgetGrantsInOrderAndOnlyWhatFits(t *testing.T) {
 func TestBudgetCancelledWaiterLeavesNothingHeld(t *testing.T) {
 	bu := NewBudget(100, nil)
 	ctx := context.Background()
-	_ = bu.Acquire(ctx, 100)
+	_ = bu.Acquire(ctx, "", 100)
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
-	go func() { done <- bu.Acquire(cctx, 50) }()
+	go func() { done <- bu.Acquire(cctx, "", 50) }()
 	time.Sleep(20 * time.Millisecond)
 	cancel()
 	if err := <-done; err == nil {
 		t.Fatal("cancelled acquire succeeded")
 	}
-	bu.Release(100)
+	bu.Release("", 100)
 	if bu.Used() != 0 {
 		t.Fatalf("used %d after everything was released", bu.Used())
 	}
 	// An oversized request is granted alone rather than deadlocking.
-	if err := bu.Acquire(ctx, 500); err != nil || bu.Used() != 500 {
+	if err := bu.Acquire(ctx, "", 500); err != nil || bu.Used() != 500 {
 		t.Fatalf("oversized acquire: %v, used %d", err, bu.Used())
 	}
 }
@@ -76,5 +76,63 @@ func TestSettledEntryArraysComeBackEmpty(t *testing.T) {
 		if b.Entries != nil {
 			t.Fatal("a settled batch still exposes its entries")
 		}
+	}
+}
+
+// Once two tenants have held bytes, a tenant whose batches never settle
+// holds at most half the budget; the other tenant's requests pass its
+// waiting ones. Alone, a tenant may use the whole budget.
+func TestBudgetTenantShare(t *testing.T) {
+	ctx := context.Background()
+	alone := NewBudget(100, nil)
+	for range 9 {
+		if err := alone.Acquire(ctx, "a", 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if alone.Used() != 90 {
+		t.Fatalf("a lone tenant holds %d of 100, want 90", alone.Used())
+	}
+
+	bu := NewBudget(100, nil)
+	_ = bu.Acquire(ctx, "b", 10)
+	bu.Release("b", 10) // two tenants seen from now on
+	for range 5 {
+		if err := bu.Acquire(ctx, "a", 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	aWaits := make(chan error, 1)
+	go func() { aWaits <- bu.Acquire(ctx, "a", 10) }()
+	select {
+	case err := <-aWaits:
+		t.Fatalf("tenant a granted more than half the budget (%v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	// b is not held up behind a's waiting request, up to the whole rest.
+	for range 5 {
+		done := make(chan error, 1)
+		go func() { done <- bu.Acquire(ctx, "b", 10) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("tenant b waits behind tenant a with %d of 100 bytes held", bu.Used())
+		}
+	}
+	// a's waiter goes first once a's own bytes come back.
+	bu.Release("a", 10)
+	select {
+	case err := <-aWaits:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("tenant a's waiter not granted after a released bytes")
+	}
+	if bu.Used() != 100 {
+		t.Fatalf("used %d, want 100", bu.Used())
 	}
 }

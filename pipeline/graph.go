@@ -69,10 +69,11 @@ type output struct {
 // Emit implements Output.
 func (o *output) Emit(ctx context.Context, b *Batch) error {
 	n := b.Bytes() * int64(1+o.clones)
-	if err := o.budget.Acquire(ctx, n); err != nil {
+	tenant := budgetTenant(b)
+	if err := o.budget.Acquire(ctx, tenant, n); err != nil {
 		return err
 	}
-	b.release = func() { o.budget.Release(n) }
+	b.release = func() { o.budget.Release(tenant, n) }
 	if len(o.routes) == 1 {
 		deliver(o.routes[0], b)
 		return nil
@@ -92,6 +93,25 @@ func (o *output) Emit(ctx context.Context, b *Batch) error {
 	}
 	b.Settle()
 	return nil
+}
+
+// budgetTenant is the tenant a batch's bytes count against in the budget:
+// its entries' tenant when they share one (as a docker source's batches
+// do), else "".
+func budgetTenant(b *Batch) string {
+	if len(b.Entries) == 0 {
+		return ""
+	}
+	t := b.Entries[0].Tenant
+	if t == "" {
+		return "" // all "" or mixed: "" either way, without a look at the rest
+	}
+	for i := 1; i < len(b.Entries); i++ {
+		if b.Entries[i].Tenant != t {
+			return ""
+		}
+	}
+	return t
 }
 
 // deliver runs b through a pipeline and settles the reference it was given.

@@ -216,3 +216,48 @@ pipelines:
 	}
 	_ = g.Discard()
 }
+
+// A tenant whose batches never settle (its Loki keeps failing) does not
+// stop another tenant's batches once it holds its share of the budget.
+func TestFailingTenantDoesNotStallOthers(t *testing.T) {
+	cfg := mustLoad(t, `
+buffer: {max_bytes: 1MiB}
+sources: {ft_a: {type: test_chan}, ft_b: {type: test_chan}}
+sinks: {ft_sink: {type: test_hold}}
+pipelines:
+  p: {sources: [ft_a, ft_b], sinks: [ft_sink]}
+`)
+	startGraph(t, cfg)
+	batch := func(tenant string) *Batch {
+		b := NewBatch(1, nil)
+		b.Entries = append(b.Entries, Entry{Line: make([]byte, 100<<10), Tenant: tenant})
+		return b
+	}
+	a, b, sink := testSources["ft_a"], testSources["ft_b"], testSinks["ft_sink"]
+	emit(t, b, batch("b"))
+	sink.settleAll()
+	// Tenant a fills its half of the budget; nothing of it settles.
+	for range 5 {
+		emit(t, a, batch("a"))
+	}
+	a.in <- batch("a")
+	select {
+	case err := <-a.emitErr:
+		t.Fatalf("tenant a's sixth 100 KiB batch was taken (%v): it would hold more than half of 1 MiB", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	// Tenant b keeps flowing, far past the budget's size, as its batches
+	// settle.
+	for i := range 30 {
+		b.in <- batch("b")
+		select {
+		case err := <-b.emitErr:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("tenant b's batch %d waits behind tenant a's", i)
+		}
+		sink.settleWhere(func(bt *Batch) bool { return bt.Entries[0].Tenant == "b" })
+	}
+}

@@ -58,6 +58,24 @@ func (s *holdSink) settleAll() {
 	}
 }
 
+// settleWhere settles the batches held that match.
+func (s *holdSink) settleWhere(match func(*Batch) bool) {
+	s.mu.Lock()
+	var settle, keep []*Batch
+	for _, b := range s.got {
+		if match(b) {
+			settle = append(settle, b)
+		} else {
+			keep = append(keep, b)
+		}
+	}
+	s.got = keep
+	s.mu.Unlock()
+	for _, b := range settle {
+		b.Settle()
+	}
+}
+
 func (s *holdSink) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
