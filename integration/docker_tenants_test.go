@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -450,5 +451,83 @@ func TestPromtailDockerExample(t *testing.T) {
 		t.Errorf("lines per stream %v, want 20 stdout and 20 stderr", streams)
 	}
 	v.signal(syscall.SIGTERM)
+	v.wait(exitTimeout)
+}
+
+// One tenant's Loki pushes fail for good (429 on every push, retried
+// forever), while it writes far more than vigil's whole buffer: the other
+// tenant's lines all arrive meanwhile, and none crosses tenants.
+func TestDockerFailingTenantIsolated(t *testing.T) {
+	const lines = 20000 // about 5 MB each, with 1 MiB of buffer
+	_, run, img, names := dockerLoadSetup(t)
+	r := newLokiReceiver(t)
+	r.setTenantDown("1", &fault{kind: faultStatus, status: http.StatusTooManyRequests, body: "tenant 1 is over its rate limit"})
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "vigil.yaml", fmt.Sprintf(`server:
+  log_level: warn
+positions:
+  filename: %s
+buffer:
+  max_bytes: 1MiB
+sources:
+  containers:
+    type: docker
+    filters:
+      - name: label
+        values: [%s]
+    tenant_label: tenant
+sinks:
+  loki:
+    type: loki
+    url: %s
+    batchwait: 100ms
+    backoff_config: {min_period: 50ms, max_period: 200ms, max_retries: 0}
+pipelines:
+  docker:
+    sources: [containers]
+    sinks: [loki]
+`, filepath.Join(dir, "positions.yaml"), yq("vigil.test="+run), r.pushURL()))
+	v := startVigil(t, cfg)
+	for _, tn := range []string{"1", "2"} {
+		name := "vigiltest-failing-" + run + "-t" + tn
+		*names = append(*names, name)
+		dockertest.Docker(t, "run", "-d", "--name", name, "--label", "vigil.test="+run, "--label", "tenant="+tn, img,
+			"-n", strconv.Itoa(lines), "-size", "250", "-prefix", "t"+tn, "-hold", "30m")
+	}
+	count := func() (ok, bad int, faulted1 int) {
+		accepted, faulted, _ := r.snapshot()
+		for _, e := range accepted {
+			switch {
+			case e.Tenant == "2" && strings.HasPrefix(e.Line, "t2 "):
+				ok++
+			default:
+				bad++
+			}
+		}
+		for _, f := range faulted {
+			for _, e := range f.entries {
+				if e.Tenant == "1" && strings.HasPrefix(e.Line, "t1 ") {
+					faulted1++
+				} else {
+					bad++
+				}
+			}
+		}
+		return
+	}
+	var ok, bad, faulted1 int
+	waitFor(t, 2*time.Minute, func() string {
+		return fmt.Sprintf("tenant 2: %d of %d lines accepted while tenant 1's pushes fail (%d lines refused)", ok, lines, faulted1)
+	}, func() bool {
+		ok, bad, faulted1 = count()
+		return ok >= lines
+	})
+	if bad != 0 {
+		t.Errorf("%d lines pushed under the wrong tenant or accepted for the failing one", bad)
+	}
+	if faulted1 == 0 {
+		t.Error("tenant 1 was never pushed: the test did not test anything")
+	}
+	v.signal(syscall.SIGKILL)
 	v.wait(exitTimeout)
 }

@@ -32,8 +32,9 @@ type lokiReceiver struct {
 	faulted  []faultedPush
 	pushes   []pushRecord // every decoded request, in arrival order
 	requests int
-	script   []fault // consumed one per request, before down
-	down     *fault  // applied to every request while set
+	script   []fault           // consumed one per request, before down
+	down     *fault            // applied to every request while set
+	tenants  map[string]*fault // applied to every request of a tenant while set
 	problems []string
 }
 
@@ -122,6 +123,17 @@ func (r *lokiReceiver) setDown(f *fault) {
 	r.down = f
 }
 
+// setTenantDown makes every request of tenant fail with f until
+// setTenantDown(tenant, nil).
+func (r *lokiReceiver) setTenantDown(tenant string, f *fault) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tenants == nil {
+		r.tenants = map[string]*fault{}
+	}
+	r.tenants[tenant] = f
+}
+
 func (r *lokiReceiver) handle(w http.ResponseWriter, req *http.Request) {
 	if req.URL.Path != "/loki/api/v1/push" || req.Method != http.MethodPost {
 		r.problem("unexpected request %s %s", req.Method, req.URL.Path)
@@ -147,6 +159,8 @@ func (r *lokiReceiver) handle(w http.ResponseWriter, req *http.Request) {
 		r.script = r.script[1:]
 	} else if r.down != nil {
 		f = r.down
+	} else if tf := r.tenants[req.Header.Get("X-Scope-OrgID")]; tf != nil {
+		f = tf
 	}
 	rec := pushRecord{at: time.Now()}
 	if len(entries) > 0 {

@@ -11,11 +11,12 @@ import (
 // wait instead of growing memory.
 //
 // Bytes are held per tenant (a batch's entries' tenant when they share
-// one, else ""). Once more than one tenant has held bytes, no tenant may
-// hold more than half the budget: a tenant whose pushes keep failing, and
-// whose batches therefore never settle, fills its half and its sources
-// wait, while the other tenants' batches still flow through the other
-// half. A deployment with one tenant keeps the whole budget.
+// one, else ""), and no tenant may hold more than half the budget: a
+// tenant whose pushes keep failing, and whose batches therefore never
+// settle, fills its half and its sources wait, while the other tenants'
+// batches still flow through the other half. The share holds from the
+// start, since a tenant that filled the whole budget before another one
+// showed up could never be made to give it back.
 //
 // Waiters are granted in arrival order, each only when its bytes fit, so a
 // release wakes only those it can serve and no source starves; a waiter
@@ -25,9 +26,6 @@ type Budget struct {
 	capacity int64
 	used     int64
 	held     map[string]int64 // bytes per tenant; no zero entries
-	first    string           // the first tenant that held bytes
-	seen     bool             // first is set
-	tenants  bool             // another tenant has held bytes since
 	waiters  []*budgetWaiter
 	onChange func(used int64)
 	// onPressure runs when an Acquire has to wait: sinks holding entries
@@ -74,7 +72,7 @@ func (bu *Budget) fits(tenant string, n int64) int {
 	if bu.used != 0 && bu.used+n > bu.capacity {
 		return overBudget
 	}
-	if h := bu.held[tenant]; bu.tenants && h != 0 && h+n > bu.capacity/2 {
+	if h := bu.held[tenant]; h != 0 && h+n > bu.capacity/2 {
 		return overShare
 	}
 	return fitsNow
@@ -171,11 +169,6 @@ func (bu *Budget) grantLocked() {
 func (bu *Budget) grantTo(tenant string, n int64) {
 	bu.used += n
 	bu.held[tenant] += n
-	if !bu.seen {
-		bu.first, bu.seen = tenant, true
-	} else if bu.first != tenant {
-		bu.tenants = true
-	}
 }
 
 func (bu *Budget) changed(used int64) {
