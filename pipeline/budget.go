@@ -11,10 +11,12 @@ import (
 // wait instead of growing memory.
 //
 // Bytes are held per tenant (a batch's entries' tenant when they share
-// one, else ""), and no tenant may hold more than half the budget: a
-// tenant whose pushes keep failing, and whose batches therefore never
-// settle, fills its half and its sources wait, while the other tenants'
-// batches still flow through the other half. The share holds from the
+// one, else ""), and no tenant may hold more than half of what the other
+// tenants leave free: a tenant whose pushes keep failing, and whose
+// batches therefore never settle, fills its share and its sources wait,
+// while the other tenants' batches still flow through the rest. With one
+// failing tenant that is half the budget, with two a half and a quarter,
+// so failing tenants never take all of it. The share holds from the
 // start, since a tenant that filled the whole budget before another one
 // showed up could never be made to give it back.
 //
@@ -72,7 +74,7 @@ func (bu *Budget) fits(tenant string, n int64) int {
 	if bu.used != 0 && bu.used+n > bu.capacity {
 		return overBudget
 	}
-	if h := bu.held[tenant]; h != 0 && h+n > bu.capacity/2 {
+	if h := bu.held[tenant]; h != 0 && h+n > (bu.capacity-(bu.used-h))/2 {
 		return overShare
 	}
 	return fitsNow

@@ -97,8 +97,9 @@ func TestBudgetTenantShare(t *testing.T) {
 		t.Fatalf("tenant a granted more than half the budget (%v)", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	// b is not held up behind a's waiting request, up to the whole rest.
-	for range 5 {
+	// b is not held up behind a's waiting request, up to its own share of
+	// what a leaves: 25.
+	for range 2 {
 		done := make(chan error, 1)
 		go func() { done <- bu.Acquire(ctx, "b", 10) }()
 		select {
@@ -110,7 +111,9 @@ func TestBudgetTenantShare(t *testing.T) {
 			t.Fatalf("tenant b waits behind tenant a with %d of 100 bytes held", bu.Used())
 		}
 	}
-	// a's waiter goes first once a's own bytes come back.
+	// a's waiter is granted once its share has room again: b's bytes
+	// settled and one batch of a's did.
+	bu.Release("b", 20)
 	bu.Release("a", 10)
 	select {
 	case err := <-aWaits:
@@ -120,7 +123,31 @@ func TestBudgetTenantShare(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("tenant a's waiter not granted after a released bytes")
 	}
-	if bu.Used() != 100 {
-		t.Fatalf("used %d, want 100", bu.Used())
+	if bu.Used() != 50 {
+		t.Fatalf("used %d, want 50", bu.Used())
+	}
+}
+
+// Two tenants whose batches never settle leave room for a third: the
+// second one's share is half of what the first one left.
+func TestBudgetSeveralFailingTenants(t *testing.T) {
+	ctx := context.Background()
+	bu := NewBudget(100, nil)
+	take := func(tenant string, n int64) bool {
+		cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		return bu.Acquire(cctx, tenant, n) == nil
+	}
+	for take("a", 5) {
+	}
+	for take("b", 5) {
+	}
+	if got := bu.Used(); got != 75 {
+		t.Fatalf("two failing tenants hold %d of 100, want 50 + 25", got)
+	}
+	for range 2 { // then c, too, has its share of what a and b leave
+		if !take("c", 5) {
+			t.Fatalf("a third tenant cannot get 5 bytes with %d of 100 held", bu.Used())
+		}
 	}
 }
