@@ -30,6 +30,8 @@ type Budget struct {
 	held     map[string]int64 // bytes per tenant; no zero entries
 	waiters  []*budgetWaiter
 	onChange func(used int64)
+	// onTenant, when set, is told a tenant's bytes after each change.
+	onTenant func(tenant string, held int64)
 	// onPressure runs when an Acquire has to wait: sinks holding entries
 	// back to fill a batch should send them now, or a budget no larger
 	// than their batches would stall until their batch timers fire.
@@ -85,18 +87,14 @@ func (bu *Budget) Acquire(ctx context.Context, tenant string, n int64) error {
 	bu.mu.Lock()
 	if len(bu.waiters) == 0 && bu.fits(tenant, n) == fitsNow {
 		bu.grantTo(tenant, n)
-		used := bu.used
-		bu.mu.Unlock()
-		bu.changed(used)
+		bu.unlockChanged(tenant)
 		return nil
 	}
 	w := &budgetWaiter{tenant: tenant, n: n}
 	bu.waiters = append(bu.waiters, w)
 	bu.grantLocked()
 	if w.granted {
-		used := bu.used
-		bu.mu.Unlock()
-		bu.changed(used)
+		bu.unlockChanged(tenant)
 		return nil
 	}
 	w.ch = make(chan struct{})
@@ -107,6 +105,8 @@ func (bu *Budget) Acquire(ctx context.Context, tenant string, n int64) error {
 	}
 	select {
 	case <-w.ch:
+		bu.mu.Lock()
+		bu.unlockChanged(tenant)
 		return nil
 	case <-ctx.Done():
 		bu.mu.Lock()
@@ -137,9 +137,7 @@ func (bu *Budget) Release(tenant string, n int64) {
 		delete(bu.held, tenant)
 	}
 	bu.grantLocked()
-	used := bu.used
-	bu.mu.Unlock()
-	bu.changed(used)
+	bu.unlockChanged(tenant)
 }
 
 // grantLocked grants the waiters that fit, in order. A waiter that does
@@ -173,8 +171,14 @@ func (bu *Budget) grantTo(tenant string, n int64) {
 	bu.held[tenant] += n
 }
 
-func (bu *Budget) changed(used int64) {
+// unlockChanged unlocks and reports the bytes in use, and tenant's.
+func (bu *Budget) unlockChanged(tenant string) {
+	used, held := bu.used, bu.held[tenant]
+	bu.mu.Unlock()
 	if bu.onChange != nil {
 		bu.onChange(used)
+	}
+	if bu.onTenant != nil {
+		bu.onTenant(tenant, held)
 	}
 }

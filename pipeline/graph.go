@@ -192,6 +192,7 @@ func BuildWith(cfg *Config, logger *slog.Logger, metrics *Metrics, reg prometheu
 	}
 	g.budget = NewBudget(int64(cfg.Buffer.MaxBytes), func(used int64) { metrics.BufferBytes.Set(float64(used)) })
 	metrics.BufferCapacity.Set(float64(cfg.Buffer.MaxBytes))
+	g.budget.onTenant = func(tenant string, held int64) { metrics.BufferTenant.WithLabelValues(tenant).Set(float64(held)) }
 	g.budget.onPressure = func() {
 		for _, s := range g.sinks {
 			if f, ok := s.sink.(NowFlusher); ok {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -228,7 +230,7 @@ sinks: {ft_sink: {type: test_hold}}
 pipelines:
   p: {sources: [ft_a, ft_b], sinks: [ft_sink]}
 `)
-	startGraph(t, cfg)
+	g := startGraph(t, cfg)
 	batch := func(tenant string) *Batch {
 		b := NewBatch(1, nil)
 		b.Entries = append(b.Entries, Entry{Line: make([]byte, 100<<10), Tenant: tenant})
@@ -245,6 +247,10 @@ pipelines:
 	case err := <-a.emitErr:
 		t.Fatalf("tenant a's sixth 100 KiB batch was taken (%v): it would hold more than half of 1 MiB", err)
 	case <-time.After(200 * time.Millisecond):
+	}
+	var m dto.Metric
+	if err := g.metrics.BufferTenant.WithLabelValues("a").Write(&m); err != nil || m.GetGauge().GetValue() < 500<<10 {
+		t.Errorf("vigil_buffer_tenant_bytes{tenant=\"a\"} = %v (%v), want its 5 batches", m.GetGauge().GetValue(), err)
 	}
 	// Tenant b keeps flowing, far past the budget's size, as its batches
 	// settle.

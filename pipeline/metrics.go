@@ -30,6 +30,7 @@ type Metrics struct {
 	Dropped        *prometheus.CounterVec // vigil_dropped_entries_total{component,reason}
 	StageErrors    *prometheus.CounterVec // vigil_processor_errors_total{component,reason}
 	BufferBytes    prometheus.Gauge       // vigil_buffer_bytes
+	BufferTenant   *prometheus.GaugeVec   // vigil_buffer_tenant_bytes{tenant}
 	BufferCapacity prometheus.Gauge       // vigil_buffer_capacity_bytes
 	ReloadSuccess  prometheus.Counter     // promtail_config_reload_success_total
 	ReloadFail     prometheus.Counter     // promtail_config_reload_fail_total
@@ -88,6 +89,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		BufferBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_buffer_bytes", Help: "Bytes read and not yet settled by every sink.",
 		}),
+		BufferTenant: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vigil_buffer_tenant_bytes",
+			Help: "Bytes of a tenant read and not yet settled by every sink. A tenant may hold at most half of what the other tenants leave free; its sources wait at that share.",
+		}, []string{"tenant"}),
 		BufferCapacity: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_buffer_capacity_bytes", Help: "The memory budget for unsettled entries; sources wait when it is full.",
 		}),
@@ -103,7 +108,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.ReadLines, m.ReadBytes, m.FileBytes, m.FileLag, m.FilesActive, m.Truncated,
 		m.EncodedBytes, m.SentBytes, m.SentEntries, m.DroppedBytes, m.DroppedEntries,
-		m.RequestDuration, m.BatchRetries, m.Dropped, m.StageErrors, m.BufferBytes, m.BufferCapacity,
+		m.RequestDuration, m.BatchRetries, m.Dropped, m.StageErrors, m.BufferBytes, m.BufferTenant, m.BufferCapacity,
 		m.ReloadSuccess, m.ReloadFail, m.ConfigOK)
 	return m
 }
