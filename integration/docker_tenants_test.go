@@ -42,30 +42,12 @@ func TestDockerTenantsUnderLoad(t *testing.T) {
 	vl, run, img, names := dockerLoadSetup(t)
 
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "vigil.yaml", fmt.Sprintf(`server:
-  log_level: warn
-positions:
-  filename: %s
-sources:
-  containers:
-    type: docker
+	cfg := dockerConfig(t, dir, run, vl.PushURL(), fmt.Sprintf(`
     refresh_interval: 1s
-    filters:
-      - name: label
-        values: [%s]
     tenant_label: tenant
     default_tenant: %q
     labels:
-      job: loadtest
-sinks:
-  vl:
-    type: loki
-    url: %s
-pipelines:
-  docker:
-    sources: [containers]
-    sinks: [vl]
-`, filepath.Join(dir, "positions.yaml"), yq("vigil.test="+run), defaultTenant, vl.PushURL()))
+      job: loadtest`, defaultTenant), "", "")
 	v := startVigil(t, cfg)
 
 	// The line prefix names the container and its tenant: "c07.t2".
@@ -282,9 +264,16 @@ func exactlyOnceInOrder(es []entry, n int) string {
 // the end, pass or fail, before the image.
 func dockerLoadSetup(t *testing.T) (vl *victorialogs.Server, run, img string, names *[]string) {
 	t.Helper()
+	run, img, names = dockerSetup(t)
+	return victorialogs.Start(t), run, img, names
+}
+
+// dockerSetup needs vigil and the Engine, and returns a run id, the
+// loggen image and the list of container names removed at the end.
+func dockerSetup(t *testing.T) (run, img string, names *[]string) {
+	t.Helper()
 	needVigil(t)
 	dockertest.Need(t)
-	vl = victorialogs.Start(t)
 	run = fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
 	img = dockertest.Image(t, "github.com/vigilhq/vigil/sources/docker/testdata/loggen")
 	names = new([]string)
@@ -293,7 +282,35 @@ func dockerLoadSetup(t *testing.T) (vl *victorialogs.Server, run, img string, na
 			_ = exec.Command("docker", append([]string{"rm", "-f"}, *names...)...).Run()
 		}
 	})
-	return vl, run, img, names
+	return run, img, names
+}
+
+// dockerConfig writes a config in dir with a docker source following the
+// containers labelled vigil.test=run into one loki sink at url. source and
+// sink are more keys of the source and the sink, top more top-level
+// blocks; each starts with a newline.
+func dockerConfig(t *testing.T, dir, run, url, source, sink, top string) string {
+	t.Helper()
+	return writeFile(t, dir, "vigil.yaml", fmt.Sprintf(`server:
+  log_level: warn
+positions:
+  filename: %s
+  sync_period: 1s%s
+sources:
+  containers:
+    type: docker
+    filters:
+      - name: label
+        values: [%s]%s
+sinks:
+  loki:
+    type: loki
+    url: %s%s
+pipelines:
+  docker:
+    sources: [containers]
+    sinks: [loki]
+`, filepath.Join(dir, "positions.yaml"), top, yq("vigil.test="+run), source, url, sink))
 }
 
 func sumValues(m map[string]int) int {
@@ -318,27 +335,8 @@ func TestDockerVigilRestarts(t *testing.T) {
 
 	vl, run, img, names := dockerLoadSetup(t)
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "vigil.yaml", fmt.Sprintf(`server:
-  log_level: warn
-positions:
-  filename: %s
-  sync_period: 1s
-sources:
-  containers:
-    type: docker
-    filters:
-      - name: label
-        values: [%s]
-    default_tenant: "1"
-sinks:
-  vl:
-    type: loki
-    url: %s
-pipelines:
-  docker:
-    sources: [containers]
-    sinks: [vl]
-`, filepath.Join(dir, "positions.yaml"), yq("vigil.test="+run), vl.PushURL()))
+	cfg := dockerConfig(t, dir, run, vl.PushURL(), `
+    default_tenant: "1"`, "", "")
 
 	v := startVigil(t, cfg)
 	for i := range containers {
@@ -459,34 +457,16 @@ func TestPromtailDockerExample(t *testing.T) {
 // tenant's lines all arrive meanwhile, and none crosses tenants.
 func TestDockerFailingTenantIsolated(t *testing.T) {
 	const lines = 20000 // about 5 MB each, with 1 MiB of buffer
-	_, run, img, names := dockerLoadSetup(t)
+	run, img, names := dockerSetup(t)
 	r := newLokiReceiver(t)
 	r.setTenantDown("1", &fault{kind: faultStatus, status: http.StatusTooManyRequests, body: "tenant 1 is over its rate limit"})
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "vigil.yaml", fmt.Sprintf(`server:
-  log_level: warn
-positions:
-  filename: %s
-buffer:
-  max_bytes: 1MiB
-sources:
-  containers:
-    type: docker
-    filters:
-      - name: label
-        values: [%s]
-    tenant_label: tenant
-sinks:
-  loki:
-    type: loki
-    url: %s
+	cfg := dockerConfig(t, dir, run, r.pushURL(), `
+    tenant_label: tenant`, `
     batchwait: 100ms
-    backoff_config: {min_period: 50ms, max_period: 200ms, max_retries: 0}
-pipelines:
-  docker:
-    sources: [containers]
-    sinks: [loki]
-`, filepath.Join(dir, "positions.yaml"), yq("vigil.test="+run), r.pushURL()))
+    backoff_config: {min_period: 50ms, max_period: 200ms, max_retries: 0}`, `
+buffer:
+  max_bytes: 1MiB`)
 	v := startVigil(t, cfg)
 	for _, tn := range []string{"1", "2"} {
 		name := "vigiltest-failing-" + run + "-t" + tn

@@ -23,7 +23,6 @@ var (
 	jsonLogPrefix  = []byte(`{"log":"`)
 	jsonStdout     = []byte(`,"stream":"stdout"`)
 	jsonStderr     = []byte(`,"stream":"stderr"`)
-	jsonTimeKey    = []byte(`"time":"`)
 	jsonTimeField  = []byte(`,"time":"`)
 	jsonAttrsField = []byte(`,"attrs":{`)
 )
@@ -105,15 +104,15 @@ func skipAttrs(b []byte) []byte {
 	}
 }
 
-// jsonLogTime finds the time at the end of an entry: `"time":"<t>"}`.
-// Quotes inside strings are escaped, so the last `"time":"` is the key.
+// jsonLogTime finds the time at the end of an entry: `,"time":"<t>"}`.
+// Quotes inside strings are escaped, so the last `,"time":"` is the key.
 func jsonLogTime(b []byte) (int64, bool) {
 	if len(b) < 32 || b[len(b)-1] != '}' || b[len(b)-2] != '"' {
 		return 0, false
 	}
 	v := b[:len(b)-2]
 	q := bytes.LastIndexByte(v, '"')
-	if q < len(jsonTimeKey)-1 || !bytes.Equal(v[q-len(jsonTimeKey)+1:q+1], jsonTimeKey) {
+	if q < len(jsonTimeField)-1 || !bytes.Equal(v[q-len(jsonTimeField)+1:q+1], jsonTimeField) {
 		return 0, false
 	}
 	return parseDockerTime(v[q+1:])

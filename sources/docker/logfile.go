@@ -61,12 +61,17 @@ const (
 // to its end once, or the live file at the path.
 type logSegment struct {
 	name string
-	r    io.Reader
-	f    *os.File // nil for a compressed generation
+	f    *os.File  // the file on disk
+	r    io.Reader // f, or a gzip reader over it
 	c    io.Closer
+	gz   bool
 	live bool
-	off  int64    // how far f was read
-	raw  *os.File // the compressed file under r, for a .gz generation
+	off  int64 // how far f was read (not for gz)
+}
+
+// liveSegment is the file at the log's path.
+func liveSegment(path string, f *os.File) *logSegment {
+	return &logSegment{name: path, f: f, r: f, c: f, live: true}
 }
 
 func (g *logSegment) close() {
@@ -84,13 +89,13 @@ func openLog(path string, since int64) ([]*logSegment, error) {
 	if err != nil {
 		return nil, err
 	}
-	segs := []*logSegment{{name: path, r: live, f: live, c: live, live: true}}
+	segs := []*logSegment{liveSegment(path, live)}
 	if liveFirst := firstTime(live); since == 0 || liveFirst > since {
 		// Older generations may hold lines after since: those that start
 		// after it, and the newest one that starts at or before it.
 		segs = append(openGenerations(path, since, liveFirst, true), segs...)
 	}
-	if first := segs[0]; first.f != nil && since > 0 {
+	if first := segs[0]; !first.gz && since > 0 {
 		off, err := seekBefore(first.f, since)
 		if err != nil {
 			closeAll(segs)
@@ -111,7 +116,6 @@ func closeAll(segs []*logSegment) {
 type generation struct {
 	*logSegment
 	first int64
-	gz    bool
 }
 
 // openGenerations opens the rotated generations of a log (path.N, and
@@ -191,7 +195,7 @@ func openGeneration(name string, gz bool) generation {
 		return generation{}
 	}
 	if !gz {
-		return generation{logSegment: &logSegment{name: name, r: f, f: f, c: f}, first: firstTime(f)}
+		return generation{logSegment: &logSegment{name: name, f: f, r: f, c: f}, first: firstTime(f)}
 	}
 	zr, err := gzip.NewReader(f)
 	if err != nil {
@@ -203,16 +207,12 @@ func openGeneration(name string, gz bool) generation {
 	if bytes.IndexByte(head, '\n') < 0 {
 		head, _ = br.Peek(128 << 10)
 	}
-	return generation{logSegment: &logSegment{name: name, r: br, c: multiCloser{zr, f}, raw: f}, first: headTime(head), gz: true}
+	return generation{logSegment: &logSegment{name: name, f: f, r: br, c: multiCloser{zr, f}, gz: true}, first: headTime(head)}
 }
 
 // identity tells files apart across renames.
 func (g generation) identity() string {
-	f := g.f
-	if f == nil {
-		f = g.raw
-	}
-	fi, err := f.Stat()
+	fi, err := g.f.Stat()
 	if err != nil {
 		return g.name
 	}
@@ -456,7 +456,7 @@ func (lt *logTail) successors() bool {
 		return false
 	}
 	segs := openGenerations(lt.path, max(lt.last, lt.p.since), firstTime(f), false)
-	lt.segs = append(segs, &logSegment{name: lt.path, r: f, f: f, c: f, live: true})
+	lt.segs = append(segs, liveSegment(lt.path, f))
 	return true
 }
 

@@ -65,8 +65,7 @@ func (h *harness) docker(containers int) error {
 			h.tp = append(h.tp, r)
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		h.log.Info("vigil", "run", name, "wall", r.Wall.Round(time.Millisecond), "lines_per_s", fmtCount(perSec(r.Lines, r.Wall)),
-			"cpu", r.CPU, "lines_per_cpu_s", fmtCount(perSec(r.Lines, r.CPU)), "peak_rss_mb", fmt.Sprintf("%.1f", mb(r.PeakRSS)), "received", r.Received)
+		h.logVigil(name, &r)
 		h.tp = append(h.tp, r)
 	}
 	return nil
@@ -114,7 +113,7 @@ func (h *harness) dockerRun(r *throughputResult, dir string, containers int, per
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	h.log.Info("Engine API baseline", "run", run, "lines_per_s", fmtCount(perSec(r.Lines, r.Baseline.Wall)), "lines_per_cpu_s", fmtCount(perSec(r.Lines, r.Baseline.CPU)))
+	h.logBaseline("Engine API baseline", run, r.Lines, r.Baseline)
 
 	// vigil reads a local Engine's json-file logs from disk: the raw
 	// read-and-split of those files is the table's baseline, as for the
@@ -134,7 +133,7 @@ func (h *harness) dockerRun(r *throughputResult, dir string, containers int, per
 	if r.Baseline.Lines != r.Lines {
 		return fmt.Errorf("raw read of the log files found %d lines, the containers wrote %d", r.Baseline.Lines, r.Lines)
 	}
-	h.log.Info("file baseline", "run", run, "lines_per_s", fmtCount(perSec(r.Lines, r.Baseline.Wall)), "lines_per_cpu_s", fmtCount(perSec(r.Lines, r.Baseline.CPU)))
+	h.logBaseline("file baseline", run, r.Lines, r.Baseline)
 	return h.runThroughput(r, dir, h.o.dockerConfig, templateData{RunLabel: label}, rep)
 }
 

@@ -404,7 +404,7 @@ func (h *harness) throughput(scenario, tmpl string, files int) error {
 			err = fmt.Errorf("baseline read %d lines, the workload has %d", r.Baseline.Lines, h.o.lines)
 		}
 		if err == nil {
-			h.log.Info("baseline", "run", name, "lines_per_s", fmtCount(perSec(r.Lines, r.Baseline.Wall)), "lines_per_cpu_s", fmtCount(perSec(r.Lines, r.Baseline.CPU)))
+			h.logBaseline("baseline", name, r.Lines, r.Baseline)
 			err = h.runThroughput(&r, dir, tmpl, templateData{LogGlob: glob, LogDir: filepath.Dir(glob)}, i)
 		}
 		if err != nil {
@@ -412,8 +412,7 @@ func (h *harness) throughput(scenario, tmpl string, files int) error {
 			h.tp = append(h.tp, r)
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		h.log.Info("vigil", "run", name, "wall", r.Wall.Round(time.Millisecond), "lines_per_s", fmtCount(perSec(r.Lines, r.Wall)),
-			"cpu", r.CPU, "lines_per_cpu_s", fmtCount(perSec(r.Lines, r.CPU)), "peak_rss_mb", fmt.Sprintf("%.1f", mb(r.PeakRSS)), "received", r.Received)
+		h.logVigil(name, &r)
 		h.tp = append(h.tp, r)
 	}
 	return nil
@@ -422,6 +421,17 @@ func (h *harness) throughput(scenario, tmpl string, files int) error {
 // runThroughput runs vigil on the config tmpl renders with d (the
 // positions file, push URL and buffer size are filled in here) until the
 // receiver has r.Lines lines.
+// logVigil logs a throughput run of vigil.
+func (h *harness) logVigil(name string, r *throughputResult) {
+	h.log.Info("vigil", "run", name, "wall", r.Wall.Round(time.Millisecond), "lines_per_s", fmtCount(perSec(r.Lines, r.Wall)),
+		"cpu", r.CPU, "lines_per_cpu_s", fmtCount(perSec(r.Lines, r.CPU)), "peak_rss_mb", fmt.Sprintf("%.1f", mb(r.PeakRSS)), "received", r.Received)
+}
+
+// logBaseline logs a baseline's read of lines.
+func (h *harness) logBaseline(what, name string, lines int64, b baselineResult) {
+	h.log.Info(what, "run", name, "lines_per_s", fmtCount(perSec(lines, b.Wall)), "lines_per_cpu_s", fmtCount(perSec(lines, b.CPU)))
+}
+
 func (h *harness) runThroughput(r *throughputResult, dir, tmpl string, d templateData, rep int) error {
 	positions := filepath.Join(dir, "positions.yaml")
 	_ = os.Remove(positions)
