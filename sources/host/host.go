@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"sort"
@@ -271,6 +272,17 @@ func New(c Config, logger *slog.Logger) (*Source, error) {
 		s.collectors = append(s.collectors, &running{name: name, c: col, logger: env.Logger, sequential: sequentialCollectors[name]})
 	}
 	return s, nil
+}
+
+// Close implements io.Closer: the agent closes a metrics source it no
+// longer serves, and collectors that keep files open release them.
+func (s *Source) Close() error {
+	for _, r := range s.collectors {
+		if c, ok := r.c.(io.Closer); ok {
+			c.Close()
+		}
+	}
+	return nil
 }
 
 // Collectors names the collectors the source runs.

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs/sysfs"
@@ -72,6 +74,9 @@ var netclassStrAttrs = [ncStrs]string{
 	ncAddress: "address", ncBroadcast: "broadcast", ncDuplex: "duplex", ncIfAlias: "ifalias", ncOperState: "operstate",
 }
 
+// netclassAttrs are the files of both, numeric first.
+var netclassAttrs = append(netclassIntAttrs[:], netclassStrAttrs[:]...)
+
 // netclassIface is what the collector reads of one interface: the
 // attributes node_exporter reports, read as procfs's netclass parser reads
 // them (an unreadable attribute is absent, a malformed number is 0).
@@ -103,6 +108,25 @@ type netclassCollector struct {
 
 	buf  [sysAttrMax]byte
 	last map[string]*netclassIface // the previous scrape's, to reuse unchanged strings
+
+	mu       sync.Mutex // held by Update, so Close does not close files in use
+	closed   atomic.Bool
+	holdable bool                     // the directory is on sysfs
+	held     map[string]*netclassHeld // by device
+}
+
+// netclassHoldMax bounds the devices whose attribute files stay open: 22
+// files each, and the kernel keeps a page for each open sysfs file, so
+// at most about 1.5 MB of kernel memory.
+const netclassHoldMax = 16
+
+// netclassFds are a device's open attribute files, in netclassAttrs'
+// order; -1 for one the device does not have.
+type netclassFds [ncInts + ncStrs]int
+
+type netclassHeld struct {
+	ino uint64 // the device's sysfs directory
+	fds netclassFds
 }
 
 func newNetclassCollector(env *Env) (Collector, error) {
@@ -119,8 +143,13 @@ func newNetclassCollector(env *Env) (Collector, error) {
 			"Network device property: "+name, []string{"device"}, nil), t}
 	}
 	g, cnt := prometheus.GaugeValue, prometheus.CounterValue
+	dir := env.Paths.SysPath("class", "net")
+	var st unix.Statfs_t
+	holdable := unix.Statfs(dir, &st) == nil && st.Type == unix.SYSFS_MAGIC
 	return &netclassCollector{
-		dir:                env.Paths.SysPath("class", "net"),
+		dir:                dir,
+		holdable:           holdable,
+		held:               map[string]*netclassHeld{},
 		fs:                 fs,
 		ignored:            ignored,
 		ignoreInvalidSpeed: env.BoolOption("ignore-invalid-speed"),
@@ -154,6 +183,15 @@ func newNetclassCollector(env *Env) (Collector, error) {
 }
 
 func (c *netclassCollector) Update(ch chan<- prometheus.Metric) error {
+	c.mu.Lock()
+	defer func() {
+		c.mu.Unlock()
+		// Closed while this Update ran: release what it held.
+		if c.closed.Load() && c.mu.TryLock() {
+			c.releaseAll()
+			c.mu.Unlock()
+		}
+	}()
 	devices, err := c.fs.NetClassDevices()
 	if err != nil {
 		return c.noData(err)
@@ -161,6 +199,11 @@ func (c *netclassCollector) Update(ch chan<- prometheus.Metric) error {
 	seen := make(map[string]*netclassIface, len(devices))
 	defer func() {
 		// Forget devices that are gone; keep what this scrape read.
+		for dev := range c.held {
+			if seen[dev] == nil {
+				c.release(dev)
+			}
+		}
 		c.last = seen
 	}()
 	for _, dev := range devices {
@@ -211,44 +254,118 @@ func (c *netclassCollector) Update(ch chan<- prometheus.Metric) error {
 }
 
 // read fills iface with dev's attributes, reading only those reported.
+// The attribute files of up to netclassHoldMax devices stay open between
+// scrapes (see heldFile for why); a device's are read through them while
+// its sysfs directory is the same one (a device renamed or replaced under
+// the same name has another), else they are closed and opened afresh.
 func (c *netclassCollector) read(dev string, iface *netclassIface) error {
 	path := c.dir + "/" + dev
+	if h := c.held[dev]; h != nil {
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err == nil && st.Ino == h.ino {
+			if err := c.readAttrs(path, &h.fds, iface); err == nil {
+				return nil
+			}
+		}
+		c.release(dev)
+	}
 	dirfd, err := openSysDir(path)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(dirfd)
-	attrErr := func(name string, err error) error {
-		return fmt.Errorf("failed to read file %q: %w", path+"/"+name, &os.PathError{Op: "read", Path: path + "/" + name, Err: err})
-	}
-	for i, name := range netclassIntAttrs {
-		b, err := readSysAttrAt(dirfd, name, &c.buf)
+	var fds netclassFds
+	for i, name := range netclassAttrs {
+		fds[i], err = openSysAttrAt(dirfd, name)
 		if err != nil {
 			if !sysAttrIgnorable(err) {
-				return attrErr(name, err)
+				closeFds(fds[:i])
+				return netclassAttrErr(path, name, err)
 			}
-			iface.has[i], iface.ints[i] = false, 0
-			continue
+			fds[i] = -1 // absent for this device
 		}
-		// As procfs: base from the prefix (flags are hex), 0 when malformed.
-		v, err := strconv.ParseInt(string(b), 0, 64)
-		if err != nil {
-			v = 0
-		}
-		iface.has[i], iface.ints[i] = true, v
 	}
-	for i, name := range netclassStrAttrs {
-		b, err := readSysAttrAt(dirfd, name, &c.buf)
-		if err != nil {
-			if !sysAttrIgnorable(err) {
-				return attrErr(name, err)
-			}
-			iface.strs[i] = ""
-			continue
-		}
-		iface.strs[i] = internBytes(iface.strs[i], b)
+	if err := c.readAttrs(path, &fds, iface); err != nil {
+		closeFds(fds[:])
+		return err
+	}
+	var st unix.Stat_t
+	if c.holdable && len(c.held) < netclassHoldMax && unix.Fstat(dirfd, &st) == nil {
+		c.held[dev] = &netclassHeld{ino: st.Ino, fds: fds}
+	} else {
+		closeFds(fds[:])
 	}
 	return nil
+}
+
+// readAttrs reads the open attribute files fds of the device at path.
+func (c *netclassCollector) readAttrs(path string, fds *netclassFds, iface *netclassIface) error {
+	for i, fd := range fds {
+		var b []byte
+		var err error = unix.ENOENT
+		if fd >= 0 {
+			b, err = readSysAttr(fd, &c.buf)
+		}
+		if err != nil && !sysAttrIgnorable(err) {
+			return netclassAttrErr(path, netclassAttrs[i], err)
+		}
+		ok := err == nil // else the attribute is absent
+		if i < ncInts {
+			// As procfs: base from the prefix (flags are hex), 0 when
+			// malformed.
+			var v int64
+			if ok {
+				if v, err = strconv.ParseInt(string(b), 0, 64); err != nil {
+					v = 0
+				}
+			}
+			iface.has[i], iface.ints[i] = ok, v
+			continue
+		}
+		if ok {
+			iface.strs[i-ncInts] = internBytes(iface.strs[i-ncInts], b)
+		} else {
+			iface.strs[i-ncInts] = ""
+		}
+	}
+	return nil
+}
+
+func netclassAttrErr(path, name string, err error) error {
+	return fmt.Errorf("failed to read file %q: %w", path+"/"+name, &os.PathError{Op: "read", Path: path + "/" + name, Err: err})
+}
+
+// release closes the held attribute files of dev.
+func (c *netclassCollector) release(dev string) {
+	if h := c.held[dev]; h != nil {
+		closeFds(h.fds[:])
+		delete(c.held, dev)
+	}
+}
+
+// Close implements io.Closer: it closes the held attribute files, now or,
+// when an Update is still running (one that timed out), as it ends.
+func (c *netclassCollector) Close() error {
+	c.closed.Store(true)
+	if c.mu.TryLock() {
+		c.releaseAll()
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+func (c *netclassCollector) releaseAll() {
+	for dev := range c.held {
+		c.release(dev)
+	}
+}
+
+func closeFds(fds []int) {
+	for _, fd := range fds {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
 }
 
 // exists says whether the device is still in sysfs.

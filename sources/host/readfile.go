@@ -3,9 +3,12 @@ package host
 import (
 	"bytes"
 	"fmt"
-	"io"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // readUint reads a file holding one unsigned integer, as sysfs and
@@ -28,11 +31,105 @@ func readUint(path string) (uint64, error) {
 // so a collector can reuse one buffer across scrapes. Errors are the os
 // package's (they name the file).
 func readFileInto(path string, buf []byte) ([]byte, error) {
-	f, err := openFile(path)
+	if b, ok := readHeld(path, buf); ok {
+		return b, nil
+	}
+	fd, err := openFd(path)
 	if err != nil {
 		return buf[:0], err
 	}
-	defer f.Close()
+	buf, err = preadAll(fd, buf)
+	if err != nil {
+		unix.Close(fd)
+		return buf, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+	if !hold(path, fd) {
+		unix.Close(fd)
+	}
+	return buf, nil
+}
+
+// Files read on every scrape stay open. Opening and closing a procfs or
+// sysfs file costs more than reading it (the kernel sets up and tears down
+// its seq_file each time), and a scrape reads dozens of them. Reading an
+// open one again from offset 0 makes the kernel generate it afresh, as
+// sysfs documents for its attributes, so a held descriptor reads what a new
+// one would. Only files on procfs and sysfs are held: a regular file may be
+// replaced by another under the same name. Held files are kept for the
+// life of the process, keyed by path, at most heldFilesMax of them: paths
+// of per-device files beyond that are opened every time. A held file that
+// fails to read (its device went away) is closed and its path opened anew.
+const heldFilesMax = 128
+
+type heldFile struct {
+	mu sync.Mutex
+	fd int // -1 once closed
+}
+
+var held = struct {
+	sync.Mutex
+	m map[string]*heldFile
+}{m: map[string]*heldFile{}}
+
+// readHeld reads path through its held descriptor, if it has one that no
+// other reader is using.
+func readHeld(path string, buf []byte) ([]byte, bool) {
+	held.Lock()
+	f := held.m[path]
+	held.Unlock()
+	if f == nil || !f.mu.TryLock() {
+		return buf, false
+	}
+	defer f.mu.Unlock()
+	if f.fd < 0 {
+		return buf, false
+	}
+	b, err := preadAll(f.fd, buf)
+	if err == nil {
+		return b, true
+	}
+	held.Lock()
+	if held.m[path] == f {
+		delete(held.m, path)
+	}
+	held.Unlock()
+	unix.Close(f.fd)
+	f.fd = -1
+	return buf, false
+}
+
+// hold keeps fd open as path's held descriptor, and says whether it did.
+func hold(path string, fd int) bool {
+	var st unix.Statfs_t
+	if unix.Fstatfs(fd, &st) != nil || (st.Type != unix.PROC_SUPER_MAGIC && st.Type != unix.SYSFS_MAGIC) {
+		return false
+	}
+	held.Lock()
+	defer held.Unlock()
+	if held.m[path] != nil || len(held.m) >= heldFilesMax {
+		return false
+	}
+	held.m[path] = &heldFile{fd: fd}
+	return true
+}
+
+// openFd opens path for reading, retrying on EINTR. Errors name the file.
+func openFd(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
+}
+
+// preadAll reads fd from offset 0 to its end into buf[:0], growing it as
+// needed. Errors are the bare errno.
+func preadAll(fd int, buf []byte) ([]byte, error) {
 	buf = buf[:0]
 	if cap(buf) == 0 {
 		buf = make([]byte, 0, 4096)
@@ -41,14 +138,17 @@ func readFileInto(path string, buf []byte) ([]byte, error) {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
+		n, err := unix.Pread(fd, buf[len(buf):cap(buf)], int64(len(buf)))
+		if err == unix.EINTR {
+			continue
+		}
 		if err != nil {
-			if err == io.EOF {
-				return buf, nil
-			}
 			return buf, err
 		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
 	}
 }
 

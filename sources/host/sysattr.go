@@ -13,7 +13,9 @@ import (
 // allocations, and each full path is walked again from /sys through the
 // class symlink. Opening the device's directory once and each attribute
 // relative to it with openat, then one read and a close, leaves three
-// syscalls and a one-component lookup per attribute.
+// syscalls and a one-component lookup per attribute. The netclass
+// collector goes further and keeps the files open between scrapes: one
+// pread per attribute (see netclassCollector.read).
 
 // sysAttrMax is how much of an attribute is read, as procfs's
 // SysReadFile (which node_exporter uses) reads: one read of 128 bytes.
@@ -40,29 +42,39 @@ func openSysDir(path string) (int, error) {
 // trimmed, as procfs's SysReadFile does. Errors are the bare errno, for
 // the caller to classify and name the file.
 func readSysAttrAt(dirfd int, name string, buf *[sysAttrMax]byte) ([]byte, error) {
-	var fd int
-	var err error
-	for {
-		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	fd, err := openSysAttrAt(dirfd, name)
 	if err != nil {
 		return nil, err
 	}
-	var n int
-	for {
-		n, err = unix.Read(fd, buf[:])
-		if err != unix.EINTR {
-			break
-		}
-	}
+	b, err := readSysAttr(fd, buf)
 	unix.Close(fd)
-	if err != nil {
-		return nil, err
+	return b, err
+}
+
+// openSysAttrAt opens attribute name of the directory dirfd for reading.
+func openSysAttrAt(dirfd int, name string) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
 	}
-	return bytes.TrimSpace(buf[:max(n, 0)]), nil
+}
+
+// readSysAttr reads an open attribute from its start, as readSysAttrAt
+// does. Reading from offset 0 makes sysfs generate the value afresh, so a
+// descriptor kept open reads the current value on every call.
+func readSysAttr(fd int, buf *[sysAttrMax]byte) ([]byte, error) {
+	for {
+		n, err := unix.Pread(fd, buf[:], 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return bytes.TrimSpace(buf[:max(n, 0)]), nil
+	}
 }
 
 // sysAttrIgnorable says whether an attribute read failed in a way that
@@ -86,25 +98,7 @@ func internBytes(prev string, b []byte) string {
 	return string(b)
 }
 
-// openFile is os.Open for procfs and sysfs files. os.Open registers every
-// file with the runtime's poller (procfs and sysfs files accept epoll),
-// which costs an epoll_ctl on open and on close and fcntl calls to switch
-// the file to non-blocking; these files never block, and a file made with
-// os.NewFile from a blocking descriptor skips all of that.
-func openFile(path string) (*os.File, error) {
-	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		return os.NewFile(uintptr(fd), path), nil
-	}
-}
-
-// readFile is os.ReadFile through openFile.
+// readFile is os.ReadFile for procfs and sysfs files (see readFileInto).
 func readFile(path string) ([]byte, error) {
 	return readFileInto(path, make([]byte, 0, 512))
 }
