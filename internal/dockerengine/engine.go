@@ -7,15 +7,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
+	"github.com/moby/moby/api/types/events"
 
+	"github.com/vigilhq/vigil/internal/engineapi"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -28,7 +28,7 @@ import (
 type Engine struct {
 	key  string
 	host string
-	cli  *client.Client
+	cli  *engineapi.Client
 	log  *slog.Logger
 	warn *pipeline.RateLimitedLogger
 
@@ -80,13 +80,13 @@ var engines = struct {
 // Open returns the shared Engine for host (a unix socket or plain
 // tcp://), starting it if none runs. Close releases it.
 func Open(host string, logger *slog.Logger) (*Engine, error) {
-	return OpenWith(host, host, nil, logger)
+	return OpenWith(host, host, engineapi.Options{}, logger)
 }
 
 // OpenWith returns the Engine registered under key, or starts one with
 // the client options. A source with its own TLS or auth settings uses a
 // key of its own, so its credentials are never lent to another.
-func OpenWith(key, host string, opts []client.Opt, logger *slog.Logger) (*Engine, error) {
+func OpenWith(key, host string, opts engineapi.Options, logger *slog.Logger) (*Engine, error) {
 	engines.Lock()
 	defer engines.Unlock()
 	if e := engines.m[key]; e != nil {
@@ -95,12 +95,12 @@ func OpenWith(key, host string, opts []client.Opt, logger *slog.Logger) (*Engine
 		e.mu.Unlock()
 		return e, nil
 	}
-	if opts == nil {
-		opts = DefaultOptions(host)
+	if opts.UserAgent == "" {
+		opts.UserAgent = pipeline.UserAgent()
 	}
-	cli, err := client.New(opts...)
+	cli, err := engineapi.New(host, opts)
 	if err != nil {
-		return nil, fmt.Errorf("docker host %s: %w", host, err)
+		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -118,26 +118,6 @@ func OpenWith(key, host string, opts []client.Opt, logger *slog.Logger) (*Engine
 	engines.m[key] = e
 	go e.run(ctx)
 	return e, nil
-}
-
-// ReadBufferSize is the HTTP transport's read buffer. The Engine writes
-// every log message as its own HTTP chunk; with the default 4 KiB buffer a
-// busy container costs a read system call per line, with 64 KiB one call
-// takes what has arrived.
-const ReadBufferSize = 64 << 10
-
-// DefaultOptions are the client options for a host without TLS or auth.
-func DefaultOptions(host string) []client.Opt {
-	return []client.Opt{
-		client.WithHTTPClient(&http.Client{
-			Transport:     &http.Transport{ReadBufferSize: ReadBufferSize},
-			CheckRedirect: client.CheckRedirect,
-		}),
-		// After the HTTP client: WithHost sets the dialer for the socket.
-		client.WithHost(host),
-		client.WithScheme("http"),
-		client.WithAPIVersionNegotiation(),
-	}
 }
 
 // Close releases the Engine; the last user stops it.
@@ -160,7 +140,7 @@ func (e *Engine) Close() {
 
 // Client is the Engine's API client, for reading logs and listing with
 // filters.
-func (e *Engine) Client() *client.Client { return e.cli }
+func (e *Engine) Client() *engineapi.Client { return e.cli }
 
 // Host is the Engine's address as configured.
 func (e *Engine) Host() string { return e.host }
@@ -192,8 +172,7 @@ func (e *Engine) Inspect(ctx context.Context, id string) (container.InspectRespo
 	if r != nil {
 		return r.ins, nil
 	}
-	res, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	return res.Container, err
+	return e.cli.ContainerInspect(ctx, id)
 }
 
 // Subscription delivers the Engine's events to one subscriber, in order,
@@ -306,12 +285,39 @@ func (e *Engine) run(ctx context.Context) {
 func (e *Engine) session(ctx context.Context, reconnecting *bool) error {
 	evCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ev := e.cli.Events(evCtx, client.EventsListOptions{Filters: client.Filters{}.Add("type", "container")})
-	select {
-	case err := <-ev.Err:
-		return fmt.Errorf("subscribing to docker events: %w", err)
-	default:
+	// Every session asks for the API version again: the Engine may have
+	// been upgraded or downgraded while the connection was down.
+	if _, err := e.cli.Negotiate(ctx); err != nil {
+		return err
 	}
+	stream, err := e.cli.Events(evCtx, engineapi.Filters{}.Add("type", "container"))
+	if err != nil {
+		return fmt.Errorf("subscribing to docker events: %w", err)
+	}
+	messages, errs := make(chan events.Message), make(chan error, 1)
+	decoded := make(chan struct{})
+	defer func() {
+		// The decoder ends with the stream; nothing outlives the session.
+		cancel()
+		stream.Close()
+		<-decoded
+	}()
+	go func() {
+		defer close(decoded)
+		for {
+			m, err := stream.Next()
+			if err != nil {
+				errs <- err
+				return
+			}
+			select {
+			case messages <- m:
+			case <-evCtx.Done():
+				errs <- evCtx.Err()
+				return
+			}
+		}
+	}()
 	if err := e.list(ctx); err != nil {
 		return err
 	}
@@ -330,9 +336,9 @@ func (e *Engine) session(ctx context.Context, reconnecting *bool) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-ev.Err:
+		case err := <-errs:
 			return fmt.Errorf("docker event stream: %w", err)
-		case m := <-ev.Messages:
+		case m := <-messages:
 			action, _, _ := strings.Cut(string(m.Action), ":")
 			id := m.Actor.ID
 			switch action {
@@ -359,12 +365,12 @@ func (e *Engine) session(ctx context.Context, reconnecting *bool) error {
 // list reads the running containers, inspecting the ones not known yet,
 // and forgets the ones that no longer run.
 func (e *Engine) list(ctx context.Context) error {
-	res, err := e.cli.ContainerList(ctx, client.ContainerListOptions{})
+	res, err := e.cli.ContainerList(ctx, engineapi.ContainerListOptions{})
 	if err != nil {
 		return fmt.Errorf("listing containers: %w", err)
 	}
-	seen := make(map[string]bool, len(res.Items))
-	for _, c := range res.Items {
+	seen := make(map[string]bool, len(res))
+	for _, c := range res {
 		seen[c.ID] = true
 		e.mu.Lock()
 		_, known := e.running[c.ID]
@@ -385,7 +391,7 @@ func (e *Engine) list(ctx context.Context) error {
 
 // refresh inspects a container and caches it while it runs.
 func (e *Engine) refresh(ctx context.Context, id string) {
-	res, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	ins, err := e.cli.ContainerInspect(ctx, id)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Debug("cannot inspect container; it may be gone", "host", e.host, "container", id, "err", err)
@@ -395,7 +401,6 @@ func (e *Engine) refresh(ctx context.Context, id string) {
 		e.mu.Unlock()
 		return
 	}
-	ins := res.Container
 	if ins.State == nil || !ins.State.Running {
 		e.mu.Lock()
 		delete(e.running, id)

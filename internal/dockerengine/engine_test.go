@@ -3,6 +3,8 @@ package dockerengine
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/vigilhq/vigil/internal/engineapi"
 )
 
 // Users of one host share one Engine; the last Close stops it, and the
@@ -20,7 +22,7 @@ func TestSharedPerHostAndRefcounted(t *testing.T) {
 	if a != b {
 		t.Fatal("two users of one host got two Engines")
 	}
-	private, err := OpenWith(host+"#tls", host, nil, nil)
+	private, err := OpenWith(host+"#tls", host, engineapi.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

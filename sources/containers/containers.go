@@ -33,11 +33,11 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigilhq/vigil/internal/dockerengine"
+	"github.com/vigilhq/vigil/internal/engineapi"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -96,12 +96,12 @@ func (c *Config) check(d pipeline.Decoder, node *yaml.Node) error {
 	if host == "" {
 		host = DefaultHost
 	}
-	u, err := client.ParseHostURL(host)
+	u, err := engineapi.ParseHost(host)
 	if err == nil && u.Scheme != "unix" && u.Scheme != "tcp" {
-		err = fmt.Errorf("scheme %q is not one of unix, tcp", u.Scheme)
+		err = fmt.Errorf("invalid docker host %q: scheme %q is not one of unix, tcp", host, u.Scheme)
 	}
 	if err != nil {
-		return d.Errorf(pipeline.NodeAt(node, "host"), "invalid docker host %q: %v", host, err)
+		return d.Errorf(pipeline.NodeAt(node, "host"), "%v", err)
 	}
 	for _, k := range []struct{ key, v string }{{"cgroupfs", c.Cgroupfs}, {"procfs", c.Procfs}, {"sysfs", c.Sysfs}, {"rootfs", c.Rootfs}} {
 		if k.v != "" && !filepath.IsAbs(k.v) {
@@ -184,8 +184,8 @@ func New(c Config, logger *slog.Logger) (*Source, error) {
 	}
 	host := c.Host
 	s.open = func() (inventory, func(), error) {
-		if u, err := client.ParseHostURL(host); err == nil && u.Scheme == "unix" {
-			if _, err := os.Stat(u.Host); err != nil {
+		if u, err := engineapi.ParseHost(host); err == nil && u.Scheme == "unix" {
+			if _, err := os.Stat(u.Addr); err != nil {
 				return nil, nil, err
 			}
 		}

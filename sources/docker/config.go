@@ -7,15 +7,14 @@
 package docker
 
 import (
-	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/moby/moby/client"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/internal/engineapi"
 	"github.com/vigilhq/vigil/internal/httpclient"
 	"github.com/vigilhq/vigil/pipeline"
 )
@@ -85,7 +84,7 @@ var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 type settings struct {
 	host          string
 	refresh       time.Duration
-	filters       client.Filters
+	filters       engineapi.Filters
 	relabel       pipeline.RelabelConfigs
 	labels        map[string]string
 	tenantLabel   string
@@ -159,12 +158,9 @@ func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) 
 	if s.host == "" {
 		s.host = DefaultHost
 	}
-	u, err := client.ParseHostURL(s.host)
-	if err == nil && u.Scheme != "unix" && u.Scheme != "tcp" && u.Scheme != "http" && u.Scheme != "https" {
-		err = fmt.Errorf("scheme %q is not one of unix, tcp, http, https", u.Scheme)
-	}
+	u, err := engineapi.ParseHost(s.host)
 	if err != nil {
-		return s, d.Errorf(pipeline.NodeAt(node, "host"), "invalid docker host %q: %v", s.host, err)
+		return s, d.Errorf(pipeline.NodeAt(node, "host"), "%v", err)
 	}
 	s.localEngine = u.Scheme == "unix"
 	if s.containersPath != "" && !filepath.IsAbs(s.containersPath) {
@@ -185,7 +181,7 @@ func (c *Config) resolve(d pipeline.Decoder, node *yaml.Node) (settings, error) 
 		}
 	}
 	if len(c.Filters) > 0 {
-		s.filters = client.Filters{}
+		s.filters = engineapi.Filters{}
 		fn := pipeline.NodeAt(node, "filters")
 		for i, f := range c.Filters {
 			at := fn

@@ -11,8 +11,7 @@ import (
 	"io/fs"
 	"time"
 
-	"github.com/moby/moby/client"
-
+	"github.com/vigilhq/vigil/internal/engineapi"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -33,7 +32,7 @@ type line struct {
 // follow reads the container's log until it stopped and no start came in
 // meanwhile: from its log file when vigil can read it, else through the
 // Engine API.
-func (s *Source) follow(ctx context.Context, cli *client.Client, out pipeline.Output, t *tracked) {
+func (s *Source) follow(ctx context.Context, cli *engineapi.Client, out pipeline.Output, t *tracked) {
 	final, heldPasses := false, 0
 	for {
 		if path := t.meta.Load().logPath; path != "" && !s.filesDenied.Load() {
@@ -118,11 +117,11 @@ func (s *Source) finish(t *tracked) bool {
 // It returns the number of lines emitted, and whether the stream ended
 // inside a split line, which is then held back (read again from its first
 // piece by the next pass) unless final is set.
-func (s *Source) stream(ctx context.Context, cli *client.Client, out pipeline.Output, t *tracked, final bool) (int, bool, error) {
+func (s *Source) stream(ctx context.Context, cli *engineapi.Client, out pipeline.Output, t *tracked, final bool) (int, bool, error) {
 	since := t.resumeFrom()
-	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Timestamps: true}
+	opts := engineapi.LogsOptions{Stdout: true, Stderr: true, Follow: true, Timestamps: true}
 	if since > 0 {
-		opts.Since = fmt.Sprintf("%d.%09d", since/1e9, since%1e9)
+		opts.Since = time.Unix(0, since)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

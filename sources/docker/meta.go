@@ -10,8 +10,8 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
-	"github.com/moby/moby/client"
 
+	"github.com/vigilhq/vigil/internal/engineapi"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -60,13 +60,13 @@ type networks struct {
 	byID map[string]network.Summary
 }
 
-func (n *networks) refresh(ctx context.Context, cli *client.Client) error {
-	res, err := cli.NetworkList(ctx, client.NetworkListOptions{})
+func (n *networks) refresh(ctx context.Context, cli *engineapi.Client) error {
+	res, err := cli.NetworkList(ctx)
 	if err != nil {
 		return err
 	}
-	m := make(map[string]network.Summary, len(res.Items))
-	for _, s := range res.Items {
+	m := make(map[string]network.Summary, len(res))
+	for _, s := range res {
 		m[s.ID] = s
 	}
 	n.mu.Lock()
@@ -75,7 +75,7 @@ func (n *networks) refresh(ctx context.Context, cli *client.Client) error {
 	return nil
 }
 
-func (n *networks) get(ctx context.Context, cli *client.Client, id string) (network.Summary, bool) {
+func (n *networks) get(ctx context.Context, cli *engineapi.Client, id string) (network.Summary, bool) {
 	n.mu.Lock()
 	s, ok := n.byID[id]
 	n.mu.Unlock()
@@ -98,7 +98,7 @@ func (n *networks) get(ctx context.Context, cli *client.Client, id string) (netw
 // container:<id>) gets that container's network. Promtail keeps the first
 // target of each container too; where Prometheus's order depends on map
 // iteration, vigil sorts, so the labels are stable.
-func (s *Source) discoveryLabels(ctx context.Context, cli *client.Client, ins container.InspectResponse) map[string]string {
+func (s *Source) discoveryLabels(ctx context.Context, cli *engineapi.Client, ins container.InspectResponse) map[string]string {
 	m := map[string]string{
 		metaContainerID:   ins.ID,
 		metaContainerName: ins.Name,
@@ -120,11 +120,11 @@ func (s *Source) discoveryLabels(ctx context.Context, cli *client.Client, ins co
 	}
 	// Follow network_mode container:<id> a few hops, as Prometheus does.
 	for hop := 0; len(nets) == 0 && mode.IsContainer() && hop < 4; hop++ {
-		res, err := cli.ContainerInspect(ctx, mode.ConnectedContainer(), client.ContainerInspectOptions{})
-		if err != nil || res.Container.NetworkSettings == nil || res.Container.HostConfig == nil {
+		res, err := cli.ContainerInspect(ctx, mode.ConnectedContainer())
+		if err != nil || res.NetworkSettings == nil || res.HostConfig == nil {
 			break
 		}
-		nets, mode = res.Container.NetworkSettings.Networks, res.Container.HostConfig.NetworkMode
+		nets, mode = res.NetworkSettings.Networks, res.HostConfig.NetworkMode
 	}
 	names := make([]string, 0, len(nets))
 	for name, ep := range nets {
@@ -185,7 +185,7 @@ func (s *Source) discoveryLabels(ctx context.Context, cli *client.Client, ins co
 // discovery labels plus the static labels and the default labels, then
 // relabel_configs once per stream (with __meta_docker_container_log_stream
 // set, as Promtail does), then the __ labels are removed.
-func (s *Source) buildMeta(ctx context.Context, cli *client.Client, ins container.InspectResponse) *meta {
+func (s *Source) buildMeta(ctx context.Context, cli *engineapi.Client, ins container.InspectResponse) *meta {
 	name := strings.TrimPrefix(ins.Name, "/")
 	m := s.discoveryLabels(ctx, cli, ins)
 	for k, v := range s.cfg.labels {

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigilhq/vigil/internal/dockerengine"
+	"github.com/vigilhq/vigil/internal/engineapi"
 	"github.com/vigilhq/vigil/internal/httpclient"
 	"github.com/vigilhq/vigil/pipeline"
 )
@@ -199,39 +199,32 @@ func (s *Source) openEngine() (*dockerengine.Engine, error) {
 
 // clientOptions connects to the host. A tcp://, http:// or https:// host
 // gets the configured TLS, auth and proxy, as Prometheus's Docker
-// discovery does; a unix socket needs none.
-func (s *Source) clientOptions() ([]client.Opt, error) {
-	opts := []client.Opt{client.WithHost(s.cfg.host), client.WithAPIVersionNegotiation()}
-	u, err := client.ParseHostURL(s.cfg.host)
-	if err != nil || u.Scheme == "unix" {
-		return opts, err
-	}
+// discovery does; a unix socket needs none (resolve refuses them).
+func (s *Source) clientOptions() (engineapi.Options, error) {
 	tr, err := s.cfg.http.Transport(false)
 	if err != nil {
-		return nil, err
+		return engineapi.Options{}, err
 	}
-	tr.ReadBufferSize = dockerengine.ReadBufferSize
-	scheme := "http"
-	if u.Scheme == "https" || tr.TLSClientConfig != nil {
-		scheme = "https"
-	}
+	tr.ReadBufferSize = engineapi.ReadBufferSize
 	auth := httpclient.NewAuth(&s.cfg.http, httpclient.WarnFunc(s.warn))
-	hc := &http.Client{Transport: auth.RoundTripper(tr)}
-	return append(opts, client.WithHTTPClient(hc), client.WithScheme(scheme)), nil
+	return engineapi.Options{
+		HTTPClient: &http.Client{Transport: auth.RoundTripper(tr)},
+		TLS:        tr.TLSClientConfig != nil,
+	}, nil
 }
 
 // refresh lists the containers and follows the running ones not followed
 // yet. On the first list of a session it also reads stopped containers
 // that have a cursor: they wrote while vigil was down or disconnected.
-func (s *Source) refresh(ctx context.Context, cli *client.Client, out pipeline.Output, wg *sync.WaitGroup, first bool) error {
-	res, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: s.cfg.filters})
+func (s *Source) refresh(ctx context.Context, cli *engineapi.Client, out pipeline.Output, wg *sync.WaitGroup, first bool) error {
+	res, err := cli.ContainerList(ctx, engineapi.ContainerListOptions{All: true, Filters: s.cfg.filters})
 	if err != nil {
 		return fmt.Errorf("listing containers: %w", err)
 	}
 	if err := s.networks.refresh(ctx, cli); err != nil {
 		return fmt.Errorf("listing networks: %w", err)
 	}
-	for _, c := range res.Items {
+	for _, c := range res {
 		running := c.State == container.StateRunning
 		if !running {
 			// A die event may have been missed (the connection to the
@@ -274,7 +267,7 @@ func (t *tracked) setStopped(stopped bool) {
 // that runs is told to read again once its stream ends, since the stream
 // of a container that stopped ends even if it has started again. running
 // tells whether the container runs (a stopped one is read to its end).
-func (s *Source) start(ctx context.Context, cli *client.Client, out pipeline.Output, wg *sync.WaitGroup, id string, fromEvent, running bool) {
+func (s *Source) start(ctx context.Context, cli *engineapi.Client, out pipeline.Output, wg *sync.WaitGroup, id string, fromEvent, running bool) {
 	s.mu.Lock()
 	t := s.containers[id]
 	if t != nil && t.following {
@@ -291,8 +284,8 @@ func (s *Source) start(ctx context.Context, cli *client.Client, out pipeline.Out
 
 	if fromEvent && s.cfg.filters != nil {
 		f := s.cfg.filters.Clone().Add("id", id)
-		res, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-		if err != nil || len(res.Items) == 0 {
+		res, err := cli.ContainerList(ctx, engineapi.ContainerListOptions{All: true, Filters: f})
+		if err != nil || len(res) == 0 {
 			return
 		}
 	}
@@ -324,7 +317,7 @@ func (s *Source) start(ctx context.Context, cli *client.Client, out pipeline.Out
 // inspect reads a container's metadata. driverOK is false for a log
 // driver the API cannot read, warned about once per container; meta is nil
 // when relabeling dropped the container.
-func (s *Source) inspect(ctx context.Context, cli *client.Client, id string) (md *meta, driverOK, ok bool) {
+func (s *Source) inspect(ctx context.Context, cli *engineapi.Client, id string) (md *meta, driverOK, ok bool) {
 	ins, err := s.eng.Inspect(ctx, id)
 	if err != nil {
 		if ctx.Err() == nil {

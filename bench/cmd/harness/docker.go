@@ -17,9 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/moby/moby/client"
-
 	"github.com/vigilhq/vigil/bench/internal/benchenv"
+	"github.com/vigilhq/vigil/internal/engineapi"
 )
 
 // The docker scenario: containers of the loggen image write their share of
@@ -351,7 +350,7 @@ func (h *harness) dockerBaseline(names []string) (baselineResult, int64, error) 
 // It demultiplexes the frames and counts lines, nothing else: the floor
 // the API sets.
 func dockerBaselineChild(names []string, stdout, stderr io.Writer) int {
-	cli, err := client.New(client.WithHost(dockerHost()))
+	cli, err := engineapi.New(dockerHost(), engineapi.Options{})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -360,7 +359,7 @@ func dockerBaselineChild(names []string, stdout, stderr io.Writer) int {
 	var mu sync.Mutex
 	var total dockerBaselineResult
 	err = forEach(len(names), len(names), func(i int) error {
-		rc, err := cli.ContainerLogs(context.Background(), names[i], client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true})
+		rc, err := cli.ContainerLogs(context.Background(), names[i], engineapi.LogsOptions{Stdout: true, Stderr: true, Timestamps: true})
 		if err != nil {
 			return err
 		}
