@@ -47,6 +47,7 @@ type options struct {
 	standin      bool
 	scrapes      int
 	warmup       int
+	repeat       int
 	collectors   string
 	gzip         bool
 	out          string
@@ -69,6 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.standin, "standin", false, "run a second node_exporter where vigil would be, to check the harness before vigil has host metrics")
 	fs.IntVar(&o.scrapes, "scrapes", 200, "measured scrapes of each exporter")
 	fs.IntVar(&o.warmup, "warmup", 5, "unmeasured scrapes of each exporter first")
+	fs.IntVar(&o.repeat, "repeat", 1, "measure each set this many times, each with both exporters started afresh; the verdicts use the medians")
 	fs.StringVar(&o.collectors, "collectors", "common", "common: both with the collectors both enable by default; defaults: each with its own defaults; both: the two runs")
 	fs.BoolVar(&o.gzip, "gzip", true, "ask for gzip like Prometheus does (compression is part of a scrape's cost)")
 	fs.StringVar(&o.out, "out", "bench/out/host", "directory for configs and logs")
@@ -83,6 +85,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "hostbench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if o.repeat < 1 || o.scrapes < 1 {
+		fmt.Fprintln(stderr, "hostbench: -repeat and -scrapes must be at least 1")
 		return 2
 	}
 	switch o.collectors {
@@ -204,6 +210,22 @@ func (b *bench) main() (string, error) {
 	_, vigilHasTextfile := slices.BinarySearch(vCols, "textfile")
 
 	var errs []error
+	for range b.o.repeat {
+		errs = append(errs, b.measureSets(textDir, neCols, vCols, vigilHasTextfile)...)
+	}
+	report := b.header() + "\n" + b.markdown()
+	if b.o.record {
+		if err := b.appendResults(report); err != nil {
+			return report, err
+		}
+	}
+	return report, errors.Join(errs...)
+}
+
+// measureSets measures each collector set once, both exporters started
+// afresh.
+func (b *bench) measureSets(textDir string, neCols, vCols []string, vigilHasTextfile bool) []error {
+	var errs []error
 	if b.o.collectors == "common" || b.o.collectors == "both" {
 		disable := b.onlyVigil
 		r := b.pair("common",
@@ -225,13 +247,7 @@ func (b *bench) main() (string, error) {
 		errs = append(errs, r.Err)
 		b.runs = append(b.runs, r)
 	}
-	report := b.header() + "\n" + b.markdown()
-	if b.o.record {
-		if err := b.appendResults(report); err != nil {
-			return report, err
-		}
-	}
-	return report, errors.Join(errs...)
+	return errs
 }
 
 func (b *bench) buildVigil() error {
@@ -585,34 +601,82 @@ func (b *bench) markdown() string {
 			fmt.Fprintf(&s, "| %s | %s | %d | %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f / %.1f |\n",
 				r.Set, x.Name, x.Collectors, x.Scrapes, x.Series, x.WireBytes, x.CPU.Seconds(), perScrapeMs(x),
 				ms(quantile(x.Latencies, 0.5)), ms(quantile(x.Latencies, 0.99)), ms(quantile(x.Latencies, 1)),
-				float64(x.PeakRSS)/(1<<20), float64(x.RSSAnon)/(1<<20), float64(x.RSSFile)/(1<<20))
+				mib(x.PeakRSS), mib(x.RSSAnon), mib(x.RSSFile))
 		}
 	}
-	s.WriteString("\nTargets:\n\n")
-	for _, r := range b.runs {
-		if r.Err != nil {
-			fmt.Fprintf(&s, "- %s: failed: %s\n", r.Set, benchenv.OneLine(r.Err))
+	s.WriteString("\nTargets")
+	if b.o.repeat > 1 {
+		fmt.Fprintf(&s, " (medians of %d runs; each run's figures are in the table)", b.o.repeat)
+	}
+	s.WriteString(":\n\n")
+	for _, set := range []string{"common", "defaults"} {
+		var ok []pairResult
+		for _, r := range b.runs {
+			if r.Set != set {
+				continue
+			}
+			if r.Err != nil {
+				fmt.Fprintf(&s, "- %s: failed: %s\n", r.Set, benchenv.OneLine(r.Err))
+				continue
+			}
+			ok = append(ok, r)
+		}
+		if len(ok) == 0 {
 			continue
 		}
-		ne, v := perScrapeMs(r.NE), perScrapeMs(r.Vigil)
-		ratio := 0.0
-		if ne > 0 {
-			ratio = v / ne
+		ratios := make([]float64, len(ok))
+		var neMs, vMs, nePeak, vPeak, neAnon, vAnon, neFile, vFile []float64
+		within := 0
+		for i, r := range ok {
+			ne, v := perScrapeMs(r.NE), perScrapeMs(r.Vigil)
+			if ne > 0 {
+				ratios[i] = v / ne
+			}
+			neMs, vMs = append(neMs, ne), append(vMs, v)
+			nePeak, vPeak = append(nePeak, mib(r.NE.PeakRSS)), append(vPeak, mib(r.Vigil.PeakRSS))
+			neAnon, vAnon = append(neAnon, mib(r.NE.RSSAnon)), append(vAnon, mib(r.Vigil.RSSAnon))
+			neFile, vFile = append(neFile, mib(r.NE.RSSFile)), append(vFile, mib(r.Vigil.RSSFile))
+			if r.Vigil.PeakRSS <= r.NE.PeakRSS {
+				within++
+			}
 		}
-		if r.Set == "common" {
-			fmt.Fprintf(&s, "- %s collectors: vigil %.2f ms CPU per scrape, node_exporter %.2f ms: ×%.2f (target ≤ ×%.1f): %s\n",
-				r.Set, v, ne, ratio, targetCPURatio, benchenv.Verdict(ratio <= targetCPURatio))
-			mib := func(b int64) float64 { return float64(b) / (1 << 20) }
-			fmt.Fprintf(&s, "- %s collectors: vigil's peak RSS %.1f MB, node_exporter's %.1f MB (floor: at most node_exporter's): %s; "+
-				"after the scrapes, anonymous %.1f vs %.1f MB, file-backed (the binary's pages) %.1f vs %.1f MB\n",
-				r.Set, mib(r.Vigil.PeakRSS), mib(r.NE.PeakRSS), benchenv.Verdict(r.Vigil.PeakRSS <= r.NE.PeakRSS),
-				mib(r.Vigil.RSSAnon), mib(r.NE.RSSAnon), mib(r.Vigil.RSSFile), mib(r.NE.RSSFile))
-		} else {
-			fmt.Fprintf(&s, "- %s collectors (different sets, for reference): vigil %.2f ms CPU per scrape, node_exporter %.2f ms: ×%.2f\n", r.Set, v, ne, ratio)
+		ratio := median(ratios)
+		if set != "common" {
+			fmt.Fprintf(&s, "- %s collectors (different sets, for reference): vigil %.2f ms CPU per scrape, node_exporter %.2f ms: ×%.2f\n", set, median(vMs), median(neMs), ratio)
+			continue
 		}
+		fmt.Fprintf(&s, "- %s collectors: vigil %.2f ms CPU per scrape, node_exporter %.2f ms: ×%.2f (target ≤ ×%.1f): %s",
+			set, median(vMs), median(neMs), ratio, targetCPURatio, benchenv.Verdict(ratio <= targetCPURatio))
+		if len(ok) > 1 {
+			fmt.Fprintf(&s, "; the runs' ratios ×%.2f–×%.2f", slices.Min(ratios), slices.Max(ratios))
+		}
+		s.WriteString("\n")
+		fmt.Fprintf(&s, "- %s collectors: vigil's peak RSS %.1f MB, node_exporter's %.1f MB (floor: at most node_exporter's): %s",
+			set, median(vPeak), median(nePeak), benchenv.Verdict(median(vPeak) <= median(nePeak)))
+		if len(ok) > 1 {
+			fmt.Fprintf(&s, "; vigil's at most node_exporter's in %d of %d runs", within, len(ok))
+		}
+		fmt.Fprintf(&s, "; after the scrapes, anonymous %.1f vs %.1f MB, file-backed (the binary's pages) %.1f vs %.1f MB\n",
+			median(vAnon), median(neAnon), median(vFile), median(neFile))
 	}
 	s.WriteString("\n")
 	return s.String()
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// median is the middle value of v (the mean of the two middle ones for an
+// even count).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func listOrNone(l []string) string {
@@ -634,7 +698,7 @@ func (b *bench) header() string {
 		fmt.Fprintf(&s, "- vigil: commit %s\n", benchenv.Revision(b.root, b.o.vigil))
 	}
 	fmt.Fprintf(&s, "- node_exporter: %s (%s)\n", b.neV, b.o.nodeExporter)
-	fmt.Fprintf(&s, "- scrapes: %d per exporter after %d warm-up, alternating, sequential; gzip %v; CPU is utime+stime from /proc/<pid>/stat (10 ms ticks) over the measured scrapes\n", b.o.scrapes, b.o.warmup, b.o.gzip)
+	fmt.Fprintf(&s, "- scrapes: %d per exporter after %d warm-up, alternating, sequential, in %d run(s) with both started afresh; gzip %v; CPU is utime+stime from /proc/<pid>/stat (10 ms ticks) over the measured scrapes\n", b.o.scrapes, b.o.warmup, b.o.repeat, b.o.gzip)
 	if b.o.note != "" {
 		fmt.Fprintf(&s, "- note: %s\n", b.o.note)
 	}

@@ -29,6 +29,17 @@ node_load1 0.5
 	}
 }
 
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		v    []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.v); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.v, got, c.want)
+		}
+	}
+}
+
 func TestQuantile(t *testing.T) {
 	var d []time.Duration
 	for i := 100; i >= 1; i-- {
@@ -60,12 +71,12 @@ func TestStandin(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	dir := t.TempDir()
-	code := run([]string{"-standin", "-scrapes", "10", "-warmup", "1", "-collectors", "both", "-out", filepath.Join(dir, "out")}, &out, &errb)
+	code := run([]string{"-standin", "-scrapes", "10", "-warmup", "1", "-repeat", "2", "-collectors", "both", "-out", filepath.Join(dir, "out")}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 	report := out.String()
-	for _, want := range []string{"- command: `go run ./bench/cmd/hostbench -standin", "| common | node_exporter |", "| common | vigil (node_exporter stand-in) |", "| defaults | node_exporter |", "common collectors: vigil"} {
+	for _, want := range []string{"- command: `go run ./bench/cmd/hostbench -standin", "| common | node_exporter |", "| common | vigil (node_exporter stand-in) |", "| defaults | node_exporter |", "common collectors: vigil", "medians of 2 runs", "in 2 run(s)", "the runs' ratios", "of 2 runs;"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
