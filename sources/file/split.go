@@ -6,10 +6,6 @@ const (
 	// minRead is the smallest read worth a syscall; a chunk with less
 	// free space is replaced.
 	minRead = 4 << 10
-	// idleChunk is the most free space an idle file keeps allocated: a
-	// larger chunk is dropped at EOF so a thousand quiet files do not each
-	// pin a read-sized buffer.
-	idleChunk = 16 << 10
 	// passBytes bounds one pass over a file, so files with a backlog take
 	// turns at the read slots.
 	passBytes = 4 << 20
@@ -151,12 +147,26 @@ func (s *splitter) flush(final bool) (line []byte, truncated, ok bool) {
 	return s.cut(data[:len(data):len(data)])
 }
 
-// idle drops a mostly empty chunk when nothing is held, so an idle file
-// costs little memory; the next read allocates what it needs.
-func (s *splitter) idle() {
-	if s.w == s.r && len(s.buf)-s.w > idleChunk {
+// release lets the chunk go once a pass has read to the end of the file.
+// What the chunk holds below r belongs to batches, which keep it alive
+// until they settle; the splitter itself keeps nothing the next read could
+// not allocate again, sized for what has arrived by then. Otherwise every
+// file that was read once would pin its last chunk for as long as it stays
+// quiet: with a thousand files that is most of the heap, and the
+// collector's heap goal doubles it. A held incomplete line is moved to a
+// buffer of its own size, unless the chunk is little more than that.
+func (s *splitter) release() {
+	carry := s.w - s.r
+	if carry == 0 {
 		s.buf, s.r, s.w = nil, 0, 0
+		return
 	}
+	if len(s.buf) <= 2*carry+minRead {
+		return
+	}
+	nb := make([]byte, carry+minRead)
+	copy(nb, s.buf[s.r:s.w])
+	s.buf, s.r, s.w = nb, 0, carry
 }
 
 // reset starts over at offset, in a fresh chunk (the old one may still be

@@ -31,6 +31,7 @@ func refSplit(data []byte, maxLine int) (lines []string, truncated int) {
 func feed(t testing.TB, data []byte, maxLine int, sizes func() int) (lines []string, truncated int) {
 	const readMax = 8 << 10
 	s := newSplitter(maxLine, 0)
+	off := 0
 	var held [][]byte // every line handed out, still pointing into the chunks
 	collect := func(line []byte, trunc, ok bool) bool {
 		if !ok {
@@ -49,7 +50,11 @@ func feed(t testing.TB, data []byte, maxLine int, sizes func() int) (lines []str
 		}
 		return true
 	}
-	for off := 0; off < len(data); {
+	for reads := 0; off < len(data); reads++ {
+		if reads%3 == 2 {
+			// As the tailer does when a pass reaches the end of the file.
+			s.release()
+		}
 		buf := s.space(min(len(data)-off, readMax))
 		n := copy(buf[:min(len(buf), sizes())], data[off:])
 		off += n
@@ -111,6 +116,66 @@ func TestSplitter(t *testing.T) {
 				t.Errorf("reference disagrees with the table: %q (%d)", ref, refTrunc)
 			}
 		})
+	}
+}
+
+// At the end of a pass the splitter keeps no chunk, or only a buffer the
+// size of the incomplete line it holds; the lines handed out are untouched
+// and the held line is completed by the next read.
+func TestSplitterRelease(t *testing.T) {
+	s := newSplitter(100, 0)
+	read := func(data string) {
+		t.Helper()
+		buf := s.space(len(data))
+		if len(buf) < len(data) {
+			t.Fatalf("space %d for %d bytes", len(buf), len(data))
+		}
+		s.wrote(copy(buf, data))
+	}
+	var lines [][]byte
+	next := func() {
+		for {
+			line, _, ok := s.next()
+			if !ok {
+				return
+			}
+			lines = append(lines, line)
+		}
+	}
+
+	read(strings.Repeat("x", 50) + "\n" + strings.Repeat("y", 20000) + "\n")
+	next()
+	s.release()
+	if s.buf != nil || s.partial() {
+		t.Fatalf("nothing held, yet a chunk of %d bytes is kept", len(s.buf))
+	}
+
+	read(strings.Repeat("z", 30000) + "\nhead-of-a-line")
+	next()
+	big := len(s.buf)
+	s.release()
+	if !s.partial() || len(s.buf) >= big || len(s.buf) > len("head-of-a-line")+minRead {
+		t.Fatalf("holding 14 bytes in a chunk of %d (was %d)", len(s.buf), big)
+	}
+	small := len(s.buf)
+	s.release() // already small: kept as it is
+	if len(s.buf) != small || !s.partial() {
+		t.Fatalf("a small buffer was replaced: %d bytes, was %d", len(s.buf), small)
+	}
+
+	read("-and-its-tail\n")
+	next()
+	want := []string{strings.Repeat("x", 50), strings.Repeat("y", 100), strings.Repeat("z", 100), "head-of-a-line-and-its-tail"}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d", len(lines), len(want))
+	}
+	for i := range want {
+		if string(lines[i]) != want[i] {
+			t.Errorf("line %d: %q, want %q", i, lines[i], want[i])
+		}
+	}
+	if s.done != int64(50+1+20000+1+30000+1+len("head-of-a-line-and-its-tail")+1) {
+		t.Errorf("done %d", s.done)
 	}
 }
 

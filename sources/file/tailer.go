@@ -20,7 +20,8 @@ import (
 // file stays idle. An idle poll costs an fstat of the open file and a stat
 // of the path, which is also how rotation is seen; data is read in chunks
 // of up to readMax bytes, so the syscalls per line shrink as the file gets
-// busier and a thousand quiet files cost a few thousand stats a second.
+// busier and a thousand quiet files cost a few thousand stats a second. A
+// quiet file keeps no read buffer (see splitter.release).
 //
 // The path may name a succession of files (generations): when it is
 // renamed away or deleted, the open file is drained until it has been
@@ -251,7 +252,6 @@ func (t *tailer) step(ctx context.Context, out pipeline.Output) (bool, error) {
 		progressed = true
 	} else if g.size == g.sp.readOffset() {
 		// Quiet: does the path still name this file?
-		g.sp.idle()
 		if t.checkPath(now) {
 			// Read the new file, or keep draining, without backing off.
 			return true, nil
@@ -377,6 +377,9 @@ func (t *tailer) pass(ctx context.Context, out pipeline.Output, g *reader) (int6
 		if n < len(buf) {
 			break // a short read of a regular file is its end, for now
 		}
+	}
+	if !g.more {
+		g.sp.release()
 	}
 	off := g.sp.readOffset()
 	g.size = max(g.size, off)
