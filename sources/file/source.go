@@ -33,8 +33,8 @@ type Source struct {
 	positions *pipeline.Positions
 	warn      *pipeline.RateLimitedLogger
 	truncated prometheus.Counter
-	readMax   int           // the largest single read
-	readSlots chan struct{} // bounds the files read at once
+	readMax   int // the largest single read
+	workers   int // files polled at once
 
 	// Timings; tests shorten them.
 	pollMin, pollMax time.Duration // a file's polling while idle
@@ -63,7 +63,7 @@ func New(env pipeline.Env, node *yaml.Node) (*Source, error) {
 		metrics:    env.Metrics,
 		positions:  env.Positions,
 		readMax:    min(max(cfg.batchBytes, 64<<10), 4<<20),
-		readSlots:  make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		workers:    max(2, runtime.GOMAXPROCS(0)),
 		pollMin:    250 * time.Millisecond,
 		pollMax:    time.Second,
 		drainIdle:  5 * time.Second,
@@ -90,12 +90,18 @@ func New(env pipeline.Env, node *yaml.Node) (*Source, error) {
 	return s, nil
 }
 
-// Run tails files until ctx ends. Every file has its own goroutine, which
-// calls out.Emit; discovery runs in this one.
+// Run tails files until ctx ends.
+//
+// Files have no goroutine of their own: a few workers (see work) poll the
+// tailers whose turn has come, from a schedule that this goroutine adds
+// the files discovery finds to. A goroutine per file cost a stack of a few
+// kilobytes and a timer for every file, most of them quiet; a thousand
+// files then held more memory in stacks than the source reads with. The
+// workers are also what bounds how many files are read at once: a reader's
+// chunk is memory the budget does not see until its batch is emitted, and
+// a thousand files with a backlog must not each hold one.
 func (s *Source) Run(ctx context.Context, out pipeline.Output) error {
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	defer cancel()
 
 	var w *dirWatcher
@@ -112,19 +118,33 @@ func (s *Source) Run(ctx context.Context, out pipeline.Output) error {
 	}
 	s.log.Debug("file source starting", "settings", s.cfg.String())
 
-	tailers := map[string]*tailer{}
-	done := make(chan *tailer)
-	startTailer := func(t *tailer) {
-		tailers[t.path] = t
+	tailers := map[string]*tailer{} // Run's own: the files followed
+	sched := &schedule{}
+	finished := make(chan *tailer)
+	var wg sync.WaitGroup
+	for range s.workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t.run(ctx, out)
-			select {
-			case done <- t:
-			case <-ctx.Done():
-			}
+			s.work(ctx, out, sched, finished)
 		}()
+	}
+	defer func() {
+		cancel()
+		wg.Wait()
+		// Those queued or in a worker's hands when ctx ended.
+		for _, t := range tailers {
+			t.close()
+		}
+	}()
+
+	startTailer := func(t *tailer) {
+		if !t.start() {
+			return // nothing to follow; the next sync tries the path again
+		}
+		tailers[t.path] = t
+		t.due = time.Now()
+		sched.add(t)
 	}
 	// Files rotated away before the last stop are drained by their
 	// original paths' tailers, which read them before the files now at
@@ -168,24 +188,46 @@ func (s *Source) Run(ctx context.Context, out pipeline.Output) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-events:
-			if soon := lastSync.Add(s.minSyncGap); soon.Before(nextSync) {
-				nextSync = soon
-			}
-		case t := <-done:
+		case t := <-finished:
 			if tailers[t.path] == t {
 				delete(tailers, t.path)
 			}
 			// A file created at the path while its tailer was finishing was
-			// skipped by the syncs meanwhile; look again soon. Not after a
-			// path that could not be opened at all (a FIFO, a dangling
-			// symlink): that would re-evaluate the globs in a loop.
-			if soon := time.Now().Add(s.minSyncGap); t.opened && soon.Before(nextSync) {
+			// skipped by the syncs meanwhile; look again soon.
+			if soon := time.Now().Add(s.minSyncGap); soon.Before(nextSync) {
+				nextSync = soon
+			}
+		case <-events:
+			if soon := lastSync.Add(s.minSyncGap); soon.Before(nextSync) {
 				nextSync = soon
 			}
 		case <-timer.C:
 			syncNow()
 		}
 		timer.Reset(time.Until(nextSync))
+	}
+}
+
+// work polls the tailers whose turn has come and queues them again, until
+// ctx ends. A tailer that finished goes back to Run instead.
+func (s *Source) work(ctx context.Context, out pipeline.Output, sched *schedule, finished chan<- *tailer) {
+	me := newSleeper()
+	defer me.timer.Stop()
+	for {
+		t, ok := sched.next(ctx, me)
+		if !ok {
+			return
+		}
+		due, done := t.poll(ctx, out)
+		if done {
+			select {
+			case finished <- t:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		t.due = due
+		sched.put(t)
 	}
 }

@@ -7,7 +7,7 @@ const (
 	// free space is replaced.
 	minRead = 4 << 10
 	// passBytes bounds one pass over a file, so files with a backlog take
-	// turns at the read slots.
+	// turns at the workers.
 	passBytes = 4 << 20
 )
 

@@ -13,15 +13,15 @@ import (
 	"github.com/vigilhq/vigil/pipeline"
 )
 
-// tailer follows one path, from its own goroutine.
+// tailer follows one path. Source.Run schedules it and its workers poll it.
 //
-// Files are followed by polling, as Promtail does: when a pass has read
-// everything, the tailer sleeps pollMin, doubling up to pollMax while the
-// file stays idle. An idle poll costs an fstat of the open file and a stat
-// of the path, which is also how rotation is seen; data is read in chunks
-// of up to readMax bytes, so the syscalls per line shrink as the file gets
-// busier and a thousand quiet files cost a few thousand stats a second. A
-// quiet file keeps no read buffer (see splitter.release).
+// Files are followed by polling, as Promtail does: when a poll has read
+// everything, the next one is due after pollMin, doubling up to pollMax
+// while the file stays idle. An idle poll costs an fstat of the open file
+// and a stat of the path, which is also how rotation is seen; data is read
+// in chunks of up to readMax bytes, so the syscalls per line shrink as the
+// file gets busier and a thousand quiet files cost a few thousand stats a
+// second. A quiet file keeps no read buffer (see splitter.release).
 //
 // The path may name a succession of files (generations): when it is
 // renamed away or deleted, the open file is drained until it has been
@@ -37,8 +37,12 @@ type tailer struct {
 	old []*reader // rotated-away or deleted files still being drained
 
 	opened  bool  // a file was opened: the tailer did follow the path
+	closed  bool  // close ran
 	lastTs  int64 // the last entry's timestamp: strictly increasing per path
 	avgLine int   // recent bytes per line, to size batches
+	backoff time.Duration
+
+	due time.Time // of the next poll; the schedule's, under its lock
 
 	readLines prometheus.Counter
 	readBytes prometheus.Gauge
@@ -76,13 +80,16 @@ func (s *Source) newTailer(path string, g *group) *tailer {
 	return &tailer{s: s, path: path, labels: pipeline.LabelsFromMap(m), avgLine: 80}
 }
 
-// run tails the path until ctx ends or the file is deleted and drained.
-// Generations recovered on start are in t.old already; they are drained
-// even if nothing is at the path now.
-func (t *tailer) run(ctx context.Context, out pipeline.Output) {
+// start opens the path, resuming at its saved position, and reports
+// whether there is anything to follow: a file at the path, or generations
+// recovered on start (in t.old already), which are drained even if
+// nothing is at the path now. Files are opened as soon as they are found,
+// not at their first poll, so a file deleted before a worker gets to it
+// is still read.
+func (t *tailer) start() bool {
 	r := t.open(true)
 	if r == nil && len(t.old) == 0 {
-		return
+		return false
 	}
 	t.opened = true
 	m := t.s.metrics
@@ -91,38 +98,33 @@ func (t *tailer) run(ctx context.Context, out pipeline.Output) {
 	t.fileBytes = m.FileBytes.WithLabelValues(t.path)
 	t.lag = m.FileLag.WithLabelValues(t.path)
 	m.FilesActive.Inc()
-	defer t.close()
 	if r != nil {
 		t.cur = r
 		t.startTracker(r, r.sp.pos)
 	}
+	t.backoff = t.s.pollMin
+	return true
+}
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	poll := t.s.pollMin
-	for {
-		progressed, err := t.step(ctx, out)
-		if err != nil {
-			return // ctx ended: Emit took nothing more, positions stay
-		}
-		if t.cur == nil && len(t.old) == 0 {
-			return
-		}
-		if t.behind() {
-			continue
-		}
-		if progressed {
-			poll = t.s.pollMin
-		} else {
-			poll = min(poll*2, t.s.pollMax)
-		}
-		timer.Reset(t.s.aligned(min(poll, t.partialDeadline())))
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
+// poll reads what the generations hold and returns when the next poll is
+// due, or done once the tailer is closed: its file was deleted and
+// drained, or ctx ended (Emit took nothing more, positions stay).
+func (t *tailer) poll(ctx context.Context, out pipeline.Output) (due time.Time, done bool) {
+	progressed, err := t.step(ctx, out)
+	if err != nil || (t.cur == nil && len(t.old) == 0) {
+		t.close()
+		return time.Time{}, true
 	}
+	now := time.Now()
+	if t.behind() {
+		return now, false // again at once, after the files already due
+	}
+	if progressed {
+		t.backoff = t.s.pollMin
+	} else {
+		t.backoff = min(t.backoff*2, t.s.pollMax)
+	}
+	return t.s.aligned(now, min(t.backoff, t.partialDeadline())), false
 }
 
 // open opens the path. With resume, a saved position is used unless it is
@@ -294,14 +296,16 @@ func (t *tailer) follow(ctx context.Context, out pipeline.Output, g *reader, now
 	return n, t.flush(ctx, out, g, false)
 }
 
-// aligned stretches a wait so it ends on a multiple of a tenth of pollMin.
-// Tailers that wake at the same instant are run by one thread one after
-// the other; a thousand tailers waking each at its own moment would each
-// wake a thread, which costs more than their poll.
-func (s *Source) aligned(d time.Duration) time.Duration {
+// aligned returns when a wait of d from now ends, stretched to the next
+// multiple of a tenth of pollMin. Tailers due at the same instant are
+// polled in one go; a thousand tailers due each at its own moment would
+// each wake a worker, which costs more than their poll. The
+// grid is found on the wall clock but the result keeps now's monotonic
+// reading, so a clock step does not move the polls.
+func (s *Source) aligned(now time.Time, d time.Duration) time.Time {
 	grid := max(s.pollMin/10, time.Millisecond)
-	at := time.Now().Add(d)
-	return time.Until(at.Truncate(grid).Add(grid))
+	at := now.Add(d)
+	return at.Add(at.Truncate(grid).Add(grid).Sub(at))
 }
 
 // behind reports whether a pass stopped before the end of its file.
@@ -335,16 +339,7 @@ func (t *tailer) partialDeadline() time.Duration {
 // pass reads until the end of the file, emitting full batches as it goes
 // and the rest at the end. It returns the bytes read.
 func (t *tailer) pass(ctx context.Context, out pipeline.Output, g *reader) (int64, error) {
-	// Few files are read at once: a reader's chunk is memory the budget
-	// does not see until its batch is emitted, and a thousand files with a
-	// backlog must not each hold one. A pass is bounded so the files take
-	// turns.
-	select {
-	case t.s.readSlots <- struct{}{}:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	defer func() { <-t.s.readSlots }()
+	// A pass is bounded so files with a backlog take turns at the workers.
 	g.more = false
 	var total int64
 	for {
@@ -531,10 +526,14 @@ func (t *tailer) checkPath(now time.Time) bool {
 	return true
 }
 
-// close releases the files and the path's metric series. Trackers live on
-// in their batches' callbacks: batches settled after shutdown still move
-// the positions the runner saves last.
+// close releases the files and the path's metric series, once. Trackers
+// live on in their batches' callbacks: batches settled after shutdown still
+// move the positions the runner saves last.
 func (t *tailer) close() {
+	if t.closed || !t.opened {
+		return
+	}
+	t.closed = true
 	for _, g := range append(t.old, t.cur) {
 		if g != nil {
 			g.f.Close()

@@ -539,9 +539,10 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 	out := &blockingOutput{}
 	h := start(t, config(dir+"/*.log", "batch_lines: 1"), withOutput(out))
-	// Readers hold a read slot while blocked: with the output full, only
-	// as many files as there are slots have a chunk in memory.
-	slots := cap(h.src.readSlots)
+	// A worker blocked in Emit polls nothing else: with the output full,
+	// only as many files as there are workers have a chunk in memory, yet
+	// every file is opened when found.
+	slots := h.src.workers
 	waitFor(t, "the readers to block in Emit", func() bool { return out.n() == slots })
 	waitFor(t, "every file to be opened", func() bool { return h.filesActive() == 20 })
 
@@ -551,7 +552,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Errorf("Run took %v to return", d)
 	}
 	if out.n() != slots {
-		t.Errorf("%d Emit calls, want %d (one per read slot): blocked readers must stop reading", out.n(), slots)
+		t.Errorf("%d Emit calls, want %d (one per worker): blocked readers must stop reading", out.n(), slots)
 	}
 	for i := 0; i < 20; i++ {
 		if off := h.offset(filepath.Join(dir, fmt.Sprintf("f%02d.log", i))); off != 0 {
@@ -632,4 +633,84 @@ func TestWatchedDirectoryRecreated(t *testing.T) {
 	b := filepath.Join(sub, "b.log")
 	writeFile(t, b, "three\n")
 	waitFor(t, "b.log", func() bool { return h.rec.count(b) == 1 })
+}
+
+// A file read to its end keeps no read buffer while it is quiet, and is
+// read again, from where it stopped, once it grows; an incomplete line
+// waits in a buffer of its own size.
+func TestQuietFileKeepsNoBuffer(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	writeFile(t, path, numbered("a", 0, 2000))
+	positions, _ := pipeline.OpenPositions("", false)
+	env := pipeline.Env{Name: "files", Decoder: pipeline.Decoder{File: "test.yaml"}, Positions: positions}
+	src, err := New(env, parseNode(t, config(path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := src.newTailer(path, &src.cfg.groups[0])
+	if !tl.start() {
+		t.Fatal("start: nothing to follow")
+	}
+	defer tl.close()
+	rec := &recorder{}
+	poll := func(what string) {
+		t.Helper()
+		if _, done := tl.poll(context.Background(), rec); done {
+			t.Fatalf("%s: the tailer finished", what)
+		}
+	}
+
+	poll("first read")
+	if rec.count(path) != 2000 {
+		t.Fatalf("%d lines, want 2000", rec.count(path))
+	}
+	if tl.cur.sp.buf != nil {
+		t.Errorf("read to the end, the file keeps a chunk of %d bytes", len(tl.cur.sp.buf))
+	}
+	poll("idle poll")
+	if tl.cur.sp.buf != nil {
+		t.Errorf("quiet, the file keeps a chunk of %d bytes", len(tl.cur.sp.buf))
+	}
+
+	appendFile(t, path, numbered("a", 2000, 2100)+"a-incomplete")
+	poll("read after being quiet")
+	if got := len(tl.cur.sp.buf); got == 0 || got > len("a-incomplete")+minRead {
+		t.Errorf("holding an incomplete line in %d bytes", got)
+	}
+	appendFile(t, path, "-line\n")
+	poll("the line completed")
+	if tl.cur.sp.buf != nil {
+		t.Errorf("read to the end again, the file keeps a chunk of %d bytes", len(tl.cur.sp.buf))
+	}
+	want := append(expectLines("a", 0, 2100), "a-incomplete-line")
+	if got := rec.lines(path); !reflect.DeepEqual(got, want) {
+		t.Errorf("%d lines, want %d in order", len(got), len(want))
+	}
+	if off, _ := positions.GetOffset(path); off != int64(len(numbered("a", 0, 2100))+len("a-incomplete-line\n")) {
+		t.Errorf("position %d, want the end of the file", off)
+	}
+}
+
+// Files have no goroutine of their own: a few workers poll them all.
+func TestGoroutinesDoNotGrowWithFiles(t *testing.T) {
+	baseline := runtime.NumGoroutine()
+	dir := t.TempDir()
+	const files = 300
+	for i := 0; i < files; i++ {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("f%03d.log", i)), numbered("l", 0, 10))
+	}
+	h := start(t, config(dir+"/*.log"))
+	waitFor(t, "every line", func() bool { return h.rec.count("") == files*10 })
+	if h.filesActive() != files {
+		t.Fatalf("files active %v, want %d", h.filesActive(), files)
+	}
+	// Run, its workers, the watcher and the test's own: nothing per file.
+	if n := runtime.NumGoroutine() - baseline; n > h.src.workers+4 {
+		t.Errorf("%d more goroutines while following %d files", n, files)
+	}
+	for i := 0; i < files; i += 37 {
+		appendFile(t, filepath.Join(dir, fmt.Sprintf("f%03d.log", i)), numbered("m", 0, 5))
+	}
+	waitFor(t, "the appended lines", func() bool { return h.rec.count("") == files*10+5*((files+36)/37) })
 }
