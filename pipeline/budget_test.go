@@ -59,22 +59,50 @@ func TestBudgetCancelledWaiterLeavesNothingHeld(t *testing.T) {
 // A settled batch gives its entry array back for reuse; a batch built
 // afterwards must never see the old entries.
 func TestSettledEntryArraysComeBackEmpty(t *testing.T) {
-	for round := 0; round < 50; round++ {
-		b := NewBatch(pooledEntries, nil)
-		if len(b.Entries) != 0 {
-			t.Fatalf("new batch starts with %d entries", len(b.Entries))
-		}
-		for _, e := range b.Entries[:cap(b.Entries)] {
-			if e.Line != nil || e.Labels != nil || e.Time != 0 {
-				t.Fatalf("recycled array holds a stale entry: %+v", e)
+	for _, size := range []int{pooledEntries, 100, 3} {
+		for round := 0; round < 50; round++ {
+			b := NewBatch(size, nil)
+			if len(b.Entries) != 0 {
+				t.Fatalf("new batch starts with %d entries", len(b.Entries))
+			}
+			for _, e := range b.Entries[:cap(b.Entries)] {
+				if e.Line != nil || e.Labels != nil || e.Time != 0 {
+					t.Fatalf("recycled array holds a stale entry: %+v", e)
+				}
+			}
+			for i := 0; i < cap(b.Entries); i++ {
+				b.Entries = append(b.Entries, Entry{Time: int64(i + 1), Line: []byte("stale"), Labels: Labels{{"a", "b"}}})
+			}
+			b.Settle()
+			if b.Entries != nil {
+				t.Fatal("a settled batch still exposes its entries")
 			}
 		}
-		for i := 0; i < pooledEntries; i++ {
-			b.Entries = append(b.Entries, Entry{Time: int64(i + 1), Line: []byte("stale"), Labels: Labels{{"a", "b"}}})
+	}
+}
+
+// Arrays of every size come from the pool of their power of two, at least
+// as large as asked for and at most twice that; the largest batches and
+// arrays grown by append are not pooled.
+func TestEntryArraySizes(t *testing.T) {
+	for _, tc := range []struct{ ask, want int }{
+		{0, 8}, {1, 8}, {8, 8}, {9, 16}, {16, 16}, {17, 32}, {270, 512}, {512, 512}, {513, 1024}, {1024, 1024}, {1025, 1025},
+	} {
+		for round := 0; round < 3; round++ {
+			es := getEntries(tc.ask)
+			if len(es) != 0 || cap(es) != tc.want {
+				t.Fatalf("asked for %d: len %d cap %d, want 0 and %d", tc.ask, len(es), cap(es), tc.want)
+			}
+			es = append(es, Entry{Line: []byte("x")})
+			putEntries(es)
 		}
-		b.Settle()
-		if b.Entries != nil {
-			t.Fatal("a settled batch still exposes its entries")
+	}
+	// An array grown past its size is left to the collector.
+	es := append(getEntries(8)[:8], Entry{})
+	putEntries(es)
+	for range 10 {
+		if got := cap(getEntries(16)); got != 16 {
+			t.Fatalf("a grown array of %d came back from the pool of 16", got)
 		}
 	}
 }

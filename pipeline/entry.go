@@ -7,6 +7,7 @@
 package pipeline
 
 import (
+	"math/bits"
 	"sort"
 	"strconv"
 	"strings"
@@ -226,24 +227,48 @@ func NewBatch(capacity int, onSettled func()) *Batch {
 // Entry arrays are recycled once their batch settles: by then no sink or
 // processor may refer to them (the Batch contract), and reusing them
 // halves what the read path allocates, so the collector runs half as
-// often. Only arrays of the usual batch size are pooled.
-const pooledEntries = 1024
+// often. Arrays come in power-of-two sizes from minPooledEntries to
+// pooledEntries, with a pool for each: a source whose batches are small
+// (many files each appending a little) would otherwise allocate, and the
+// runtime clear, an array per batch, which at 120 bytes an entry is about
+// as many bytes as the lines themselves. A request is rounded up to its
+// size, so an array is at most twice what was asked for.
+const (
+	minPooledEntries = 8
+	pooledEntries    = 1024
+)
 
-var entryPool = sync.Pool{New: func() any { return make([]Entry, 0, pooledEntries) }}
+var entryPools [entryClasses]sync.Pool
+
+const entryClasses = 8 // minPooledEntries << 7 == pooledEntries
+
+// entryClass is the pool for arrays of capacity c: c rounded up to a power
+// of two, as an index from minPooledEntries.
+func entryClass(c int) int {
+	if c <= minPooledEntries {
+		return 0
+	}
+	return bits.Len(uint(c-1)) - bits.Len(minPooledEntries-1)
+}
 
 func getEntries(capacity int) []Entry {
-	if capacity > pooledEntries/2 && capacity <= pooledEntries {
-		return entryPool.Get().([]Entry)[:0]
+	if capacity > pooledEntries {
+		return make([]Entry, 0, capacity)
 	}
-	return make([]Entry, 0, capacity)
+	c := entryClass(capacity)
+	if es, ok := entryPools[c].Get().([]Entry); ok {
+		return es
+	}
+	return make([]Entry, 0, minPooledEntries<<c)
 }
 
 func putEntries(es []Entry) {
-	if cap(es) != pooledEntries {
-		return
+	c := cap(es)
+	if c < minPooledEntries || c > pooledEntries || c&(c-1) != 0 {
+		return // grown by append, or made for a large batch
 	}
-	clear(es[:cap(es)])
-	entryPool.Put(es[:0]) //nolint:staticcheck // a slice header is small; the array is what is reused
+	clear(es[:c])
+	entryPools[entryClass(c)].Put(es[:0]) //nolint:staticcheck // a slice header is small; the array is what is reused
 }
 
 // Hold registers one more party that must Settle before the batch is done.
