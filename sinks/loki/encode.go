@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
 
@@ -40,13 +41,22 @@ type streamInfo struct {
 	size        int // encoded Stream message
 }
 
+// Encoders are pooled for senders that go idle, but a busy sender keeps
+// its own (tenantQueue.enc): sync.Pool keeps what is put back on the
+// processor the goroutine last ran on, so a sender that moved to another
+// one found the pool empty and made a new encoder, while the old one and
+// its megabytes of buffers stayed in the pool. Two or three live encoders
+// were a quarter of vigil's heap.
 var encoderPool = sync.Pool{New: func() any { return &encoder{index: map[uint64]int32{}} }}
+
+// encodersPut counts encoders returned to the pool, for tests.
+var encodersPut atomic.Int64
 
 func getEncoder() *encoder { return encoderPool.Get().(*encoder) }
 
-// put drops the references to the batch's lines (which stop being valid
-// once the batch settles) and returns the encoder to the pool.
-func (e *encoder) put() {
+// reset drops the references to the batch's lines, which stop being valid
+// once the batch settles.
+func (e *encoder) reset() {
 	clear(e.lines[:cap(e.lines)])
 	clear(e.streams[:cap(e.streams)])
 	clear(e.index)
@@ -54,6 +64,12 @@ func (e *encoder) put() {
 	if cap(e.proto) > 16<<20 {
 		e.proto, e.out = nil, nil
 	}
+}
+
+// put resets the encoder and returns it to the pool.
+func (e *encoder) put() {
+	e.reset()
+	encodersPut.Add(1)
 	encoderPool.Put(e)
 }
 

@@ -236,6 +236,27 @@ func TestBatchBySize(t *testing.T) {
 	}
 }
 
+// A sender with batches to send keeps its encoder from one push to the
+// next and gives it back only when it has nothing left to send.
+func TestBusySenderKeepsItsEncoder(t *testing.T) {
+	srv := newLokiServer(t, nil)
+	s := newTestSink(t, "url: "+srv.URL()+"\nbatchsize: 1000\nbatchwait: 20ms\n")
+	l := ls("job", "x")
+	var entries []pipeline.Entry
+	for i := range 100 {
+		entries = append(entries, entry(int64(i), fmt.Sprintf("%03d", i)+strings.Repeat(".", 97), l))
+	}
+	before := encodersPut.Load()
+	tb := newTracked(entries...)
+	consume(s, tb)
+	waitFor(t, "ten pushes", func() bool { return tb.settled.Load() == 1 && len(srv.received()) == 10 })
+	waitFor(t, "the idle sender to give its encoder back", func() bool { return encodersPut.Load() > before })
+	time.Sleep(50 * time.Millisecond)
+	if n := encodersPut.Load() - before; n != 1 {
+		t.Errorf("the encoder went back to the pool %d times in one busy stretch of ten pushes, want once", n)
+	}
+}
+
 func TestBatchByWait(t *testing.T) {
 	srv := newLokiServer(t, nil)
 	s := newTestSink(t, "url: "+srv.URL()+"\nbatchwait: 20ms\n")

@@ -39,8 +39,11 @@ type pushResult struct {
 // abandoned, unsettled.
 func (q *tenantQueue) deliver(lb *lokiBatch) bool {
 	s := q.s
-	enc := getEncoder()
-	defer enc.put()
+	if q.enc == nil {
+		q.enc = getEncoder()
+	}
+	enc := q.enc
+	defer enc.reset()
 	body, lineBytes, err := enc.encode(lb.entries, q.labels)
 	entries := len(lb.entries)
 	if err != nil {

@@ -52,6 +52,7 @@ type tenantQueue struct {
 	s      *Sink
 	tenant string
 	labels *labelCache // owned by the sender goroutine
+	enc    *encoder    // the sender's while it has work; nil when idle
 	wakeCh chan struct{}
 
 	mu      sync.Mutex
@@ -137,10 +138,14 @@ func (q *tenantQueue) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	defer q.putEncoder()
 	for {
 		lb, wait, idle, exit := q.next()
 		if exit {
 			return
+		}
+		if idle {
+			q.putEncoder() // nothing to send: another sender may use it
 		}
 		if lb != nil {
 			if !q.deliver(lb) {
@@ -159,6 +164,13 @@ func (q *tenantQueue) run() {
 		case <-q.s.abortCtx.Done():
 			return
 		}
+	}
+}
+
+func (q *tenantQueue) putEncoder() {
+	if q.enc != nil {
+		q.enc.put()
+		q.enc = nil
 	}
 }
 
