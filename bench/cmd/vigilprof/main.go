@@ -139,6 +139,10 @@ type peakHeap struct {
 	live    uint64 // heap allocated after the GC at the peak
 	profile bytes.Buffer
 	at      time.Time
+	// The largest values seen of what else adds to the RSS: goroutine
+	// stacks, heap spans kept from the OS, and the goroutine count.
+	maxStack, maxHeapKept uint64
+	maxGoroutines         int
 }
 
 func (p *peakHeap) sample(stop <-chan struct{}) {
@@ -152,6 +156,11 @@ func (p *peakHeap) sample(stop <-chan struct{}) {
 		case <-t.C:
 		}
 		runtime.ReadMemStats(&ms)
+		p.mu.Lock()
+		p.maxStack = max(p.maxStack, ms.StackInuse)
+		p.maxHeapKept = max(p.maxHeapKept, ms.HeapSys-ms.HeapReleased)
+		p.maxGoroutines = max(p.maxGoroutines, runtime.NumGoroutine())
+		p.mu.Unlock()
 		// Only a 10% larger heap is worth another profile.
 		if ms.HeapInuse > p.max+p.max/10 {
 			p.mu.Lock()
@@ -180,5 +189,7 @@ func (p *peakHeap) write(path string) error {
 	}
 	fmt.Fprintf(os.Stderr, "vigilprof: peak heap in use %.1f MB at %s, %.1f MB live after GC\n",
 		float64(p.max)/(1<<20), p.at.Format(time.RFC3339Nano), float64(p.live)/(1<<20))
+	fmt.Fprintf(os.Stderr, "vigilprof: at most %.1f MB of heap kept from the OS, %.1f MB of goroutine stacks, %d goroutines\n",
+		float64(p.maxHeapKept)/(1<<20), float64(p.maxStack)/(1<<20), p.maxGoroutines)
 	return os.WriteFile(path, p.profile.Bytes(), 0o644)
 }
