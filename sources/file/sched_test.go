@@ -110,3 +110,32 @@ func TestScheduleCancel(t *testing.T) {
 		t.Fatal("next succeeded after cancel")
 	}
 }
+
+// Polls are due on a grid of a tenth of pollMin, after the wait asked for
+// and less than one grid step later, so tailers polled at different
+// moments come due together.
+func TestAligned(t *testing.T) {
+	s := &Source{pollMin: 250 * time.Millisecond}
+	grid := 25 * time.Millisecond
+	// 5 ms past a grid point (wall clock only, so the test is exact).
+	now := time.Now().Round(0).Truncate(grid).Add(5 * time.Millisecond)
+	for _, d := range []time.Duration{0, time.Millisecond, 24 * time.Millisecond, 25 * time.Millisecond, time.Second} {
+		at := s.aligned(now, d)
+		if at.Before(now.Add(d)) || !at.Before(now.Add(d+grid)) {
+			t.Errorf("wait %v: due %v after now", d, at.Sub(now))
+		}
+		if at.UnixNano()%int64(grid) != 0 {
+			t.Errorf("wait %v: due %v, not on the grid", d, at)
+		}
+	}
+	a := s.aligned(now, 100*time.Millisecond)
+	b := s.aligned(now.Add(3*time.Millisecond), 98*time.Millisecond)
+	if !a.Equal(b) {
+		t.Errorf("two polls due 1 ms apart are not due together: %v", b.Sub(a))
+	}
+	// The monotonic reading survives: the due time compares with now.
+	mono := time.Now()
+	if at := s.aligned(mono, time.Second); at.Sub(mono) < time.Second || at.Sub(mono) >= time.Second+grid {
+		t.Errorf("due %v after a monotonic now", at.Sub(mono))
+	}
+}

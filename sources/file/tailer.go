@@ -299,9 +299,9 @@ func (t *tailer) follow(ctx context.Context, out pipeline.Output, g *reader, now
 // aligned returns when a wait of d from now ends, stretched to the next
 // multiple of a tenth of pollMin. Tailers due at the same instant are
 // polled in one go; a thousand tailers due each at its own moment would
-// each wake a worker, which costs more than their poll. The
-// grid is found on the wall clock but the result keeps now's monotonic
-// reading, so a clock step does not move the polls.
+// each wake a worker, which costs more than their poll. The grid is found
+// on the wall clock, but the result keeps now's monotonic reading, so a
+// step of the clock does not move the polls.
 func (s *Source) aligned(now time.Time, d time.Duration) time.Time {
 	grid := max(s.pollMin/10, time.Millisecond)
 	at := now.Add(d)
