@@ -34,7 +34,7 @@ func readFileInto(path string, buf []byte) ([]byte, error) {
 	if b, ok := readHeld(path, buf); ok {
 		return b, nil
 	}
-	fd, err := openFd(path)
+	fd, err := openPath(path, unix.O_RDONLY)
 	if err != nil {
 		return buf[:0], err
 	}
@@ -113,10 +113,11 @@ func hold(path string, fd int) bool {
 	return true
 }
 
-// openFd opens path for reading, retrying on EINTR. Errors name the file.
-func openFd(path string) (int, error) {
+// openPath opens path with flags (and O_CLOEXEC), retrying on EINTR.
+// Errors name the file.
+func openPath(path string, flags int) (int, error) {
 	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0)
 		if err == unix.EINTR {
 			continue
 		}

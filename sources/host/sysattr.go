@@ -2,7 +2,6 @@ package host
 
 import (
 	"bytes"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,31 +23,7 @@ const sysAttrMax = 128
 // openSysDir opens a directory to read attributes relative to. Close it
 // with unix.Close.
 func openSysDir(path string) (int, error) {
-	for {
-		fd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return -1, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		return fd, nil
-	}
-}
-
-// readSysAttrAt reads attribute name of the directory dirfd into buf (at
-// most sysAttrMax bytes, in one read, so a broken driver returning EAGAIN
-// cannot make it spin) and returns it with surrounding white space
-// trimmed, as procfs's SysReadFile does. Errors are the bare errno, for
-// the caller to classify and name the file.
-func readSysAttrAt(dirfd int, name string, buf *[sysAttrMax]byte) ([]byte, error) {
-	fd, err := openSysAttrAt(dirfd, name)
-	if err != nil {
-		return nil, err
-	}
-	b, err := readSysAttr(fd, buf)
-	unix.Close(fd)
-	return b, err
+	return openPath(path, unix.O_PATH|unix.O_DIRECTORY)
 }
 
 // openSysAttrAt opens attribute name of the directory dirfd for reading.
@@ -61,9 +36,13 @@ func openSysAttrAt(dirfd int, name string) (int, error) {
 	}
 }
 
-// readSysAttr reads an open attribute from its start, as readSysAttrAt
-// does. Reading from offset 0 makes sysfs generate the value afresh, so a
-// descriptor kept open reads the current value on every call.
+// readSysAttr reads an open attribute from its start into buf (at most
+// sysAttrMax bytes, in one read, so a broken driver returning EAGAIN
+// cannot make it spin) and returns it with surrounding white space
+// trimmed, as procfs's SysReadFile does. Reading from offset 0 makes sysfs
+// generate the value afresh, so a descriptor kept open reads the current
+// value on every call. Errors are the bare errno, for the caller to
+// classify and name the file.
 func readSysAttr(fd int, buf *[sysAttrMax]byte) ([]byte, error) {
 	for {
 		n, err := unix.Pread(fd, buf[:], 0)
