@@ -29,6 +29,9 @@ import (
 // VictoriaLogs stores a Loki push under the AccountID its X-Scope-OrgID
 // names and accepts only numeric tenants, so the tenants are "1", "2" and
 // "3" (container label tenant=1/2/3), and the default tenant is "9".
+// The push timeout is long: a push that times out on a loaded machine after
+// VictoriaLogs stored it is retried and stored twice, as at-least-once
+// delivery allows, and this test is about vigil's own bookkeeping.
 func TestDockerTenantsUnderLoad(t *testing.T) {
 	const (
 		containers = 20
@@ -47,7 +50,8 @@ func TestDockerTenantsUnderLoad(t *testing.T) {
     tenant_label: tenant
     default_tenant: %q
     labels:
-      job: loadtest`, defaultTenant), "", "")
+      job: loadtest`, defaultTenant), `
+    timeout: 2m`, "")
 	v := startVigil(t, cfg)
 
 	// The line prefix names the container and its tenant: "c07.t2".

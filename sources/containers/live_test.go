@@ -150,7 +150,10 @@ func TestLive(t *testing.T) {
 	// CPU: the rate over a few seconds matches the process's own
 	// accounting and is near the one core it burns.
 	pid := dockerCLI(t, "inspect", "-f", "{{.State.Pid}}", work)
-	c0, _ := first.sum("container_cpu_usage_seconds_total", map[string]string{"name": work, "cpu": "total"})
+	// Both counters are read at the same moment: the first gather may
+	// be seconds old on a loaded machine, which would stretch only the
+	// cgroup's interval.
+	c0, _ := gather(t, s).sum("container_cpu_usage_seconds_total", map[string]string{"name": work, "cpu": "total"})
 	p0, t0 := procCPU(t, pid), time.Now()
 
 	// Network: the client sends to the server over the bridge.
